@@ -1,0 +1,231 @@
+"""The two-tower model and its exported serving contract, on a tiny model trained in seconds.
+
+The tiny world: 40 items in two genres with genre words in their titles, 80 users who each
+read only one genre. A model that learned anything puts same-genre items together.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trainer.catalog import Catalog, build_catalog
+from trainer.config import ModelConfig
+from trainer.export import SIGNATURES, export_serving_model
+from trainer.model import Vocabularies, compile_model
+
+N_ITEMS, N_USERS = 40, 80
+GENRE = ["Fantasy", "Science Fiction"]
+
+
+def _genre(item: int) -> str:
+    return GENRE[item % 2]
+
+
+def _title(item: int) -> str:
+    word = "Dragon" if item % 2 == 0 else "Robot"
+    return f"The {word} Chronicles {item}"
+
+
+def _interactions():
+    rng = np.random.default_rng(0)
+    rows = []
+    for user in range(N_USERS):
+        same_genre = [item for item in range(N_ITEMS) if item % 2 == user % 2]
+        for item in rng.choice(same_genre, 10, replace=False):
+            rows.append((f"u{user}", str(item)))
+    users, items = map(np.array, zip(*rows))
+    return {"user_id": users, "item_id": items,
+            "title": np.array([_title(int(i)) for i in items]),
+            "genres": np.array([_genre(int(i)) for i in items])}
+
+
+@pytest.fixture(scope="module")
+def interactions():
+    return _interactions()
+
+
+@pytest.fixture(scope="module")
+def catalog(interactions):
+    batches = [{name: values[start:start + 100] for name, values in interactions.items()}
+               for start in range(0, len(interactions["item_id"]), 100)]
+    encoded = [{name: np.char.encode(values.astype(str)) for name, values in batch.items()}
+               for batch in batches]  # as tf.data hands them over: bytes
+    return build_catalog(encoded, [str(i) for i in range(N_ITEMS)])
+
+
+@pytest.fixture(scope="module")
+def model(interactions, catalog):
+    vocabularies = Vocabularies(users=[f"u{u}" for u in range(N_USERS)],
+                                title_tokens=["the", "dragon", "robot", "chronicles"],
+                                genres=GENRE)
+    config = ModelConfig(embedding_dim=16, candidate_layers=(32,), batch_size=64,
+                         learning_rate=0.2, epochs=15)
+    model = compile_model(vocabularies, catalog, config)
+    data = tf.data.Dataset.from_tensor_slices(interactions).shuffle(1000, seed=1).batch(64)
+    model.fit(data, epochs=config.epochs, verbose=0)
+    model.index_catalog()
+    model.metrics_after_training = model.evaluate(data, return_dict=True, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def serving(model, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("export") / "1")
+    export_serving_model(model, path, max_k=20)
+    return tf.saved_model.load(path)
+
+
+def _call(serving, signature, **inputs):
+    result = serving.signatures[signature](**{name: tf.constant(value)
+                                               for name, value in inputs.items()})
+    return {name: value.numpy() for name, value in result.items()}
+
+
+def _text(values):
+    return np.vectorize(lambda value: value.decode("utf-8"), otypes=[object])(values)
+
+
+# -- catalogue -------------------------------------------------------------------------------
+
+def test_catalog_counts_interactions_and_keeps_vocabulary_order(catalog, interactions):
+    assert catalog.item_ids == [str(i) for i in range(N_ITEMS)]
+    assert catalog.titles[7] == _title(7)
+    assert catalog.genres[7] == _genre(7)
+    assert catalog.authors is None
+    expected = [int((interactions["item_id"] == str(i)).sum()) for i in range(N_ITEMS)]
+    assert catalog.counts.tolist() == expected
+    assert catalog.sampling_probability.sum() == pytest.approx(1.0)
+
+
+def test_catalog_skips_items_outside_the_vocabulary():
+    batch = {"item_id": np.array([b"a", b"b", b"a"]), "title": np.array([b"A", b"B", b"A"])}
+    catalog = build_catalog([batch], ["a"])
+    assert catalog.item_ids == ["a"] and catalog.counts.tolist() == [2]
+
+
+def test_catalog_refuses_a_vocabulary_item_missing_from_the_examples():
+    batch = {"item_id": np.array([b"a"]), "title": np.array([b"A"])}
+    with pytest.raises(ValueError, match="never occur"):
+        build_catalog([batch], ["a", "ghost"])
+
+
+def test_catalog_refuses_duplicate_ids():
+    with pytest.raises(ValueError, match="not unique"):
+        Catalog(["a", "a"], ["A", "A"], None, None, np.array([1, 1]))
+
+
+# -- towers ----------------------------------------------------------------------------------
+
+def test_towers_return_unit_vectors_of_the_configured_size(model, catalog):
+    users = model.query_tower(tf.constant(["u1", "u2", "stranger"])).numpy()
+    items = model.item_embeddings().numpy()
+    assert users.shape == (3, 16) and items.shape == (N_ITEMS, 16)
+    np.testing.assert_allclose(np.linalg.norm(users, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(items, axis=1), 1.0, rtol=1e-5)
+
+
+def test_training_learns_the_genres(model):
+    # Every user reads one genre: their top-10 must be (nearly) all of it.
+    assert model.metrics_after_training["factorized_top_k/top_10_categorical_accuracy"] > 0.3
+    users = model.query_tower(tf.constant([f"u{u}" for u in range(N_USERS)])).numpy()
+    scores = users @ model.item_embeddings().numpy().T
+    top = np.argsort(-scores, axis=1)[:, :10]
+    same_genre = (top % 2) == (np.arange(N_USERS)[:, None] % 2)
+    assert same_genre.mean() > 0.9
+
+
+# -- the serving contract --------------------------------------------------------------------
+
+def test_export_has_every_signature_of_the_contract(serving):
+    assert set(serving.signatures) == set(SIGNATURES)
+
+
+def test_item_embeddings_flag_unknown_ids_with_zero_vectors(serving, model):
+    result = _call(serving, "serving_default", item_ids=["3", "no-such-item", ""])
+    assert result["found"].tolist() == [True, False, False]
+    np.testing.assert_allclose(result["embeddings"][0], model.item_embeddings().numpy()[3],
+                               rtol=1e-5)
+    assert not result["embeddings"][1:].any()
+
+
+def test_similar_items_are_cosine_neighbours_without_the_query_item(serving, model):
+    result = _call(serving, "similar_items", item_ids=["4", "5"], k=[5, 5])
+    vectors = model.item_embeddings().numpy()
+    for row, item in enumerate([4, 5]):
+        ids = [int(i) for i in _text(result["item_ids"][row])]
+        assert item not in ids
+        cosine = vectors[item] @ vectors.T
+        cosine[item] = -np.inf
+        assert ids == np.argsort(-cosine)[:5].tolist()
+        np.testing.assert_allclose(result["scores"][row], cosine[ids], rtol=1e-4)
+        assert list(_text(result["titles"][row])) == [_title(i) for i in ids]
+        assert list(_text(result["genres"][row])) == [_genre(i) for i in ids]
+        assert sum(i % 2 == item % 2 for i in ids) >= 4  # neighbours share the genre
+
+
+def test_similar_items_pads_short_rows_and_flags_unknown_items(serving):
+    result = _call(serving, "similar_items", item_ids=["4", "ghost"], k=[2, 3])
+    assert result["found"].tolist() == [True, False]
+    assert result["item_ids"].shape == (2, 3)
+    assert result["item_ids"][0, 2] == b"" and result["item_ids"][0, 1] != b""
+    assert (result["item_ids"][1] == b"").all() and not result["scores"][1].any()
+
+
+@pytest.mark.parametrize("k", [0, 21])
+def test_k_outside_1_to_max_k_is_an_error_naming_the_limit(serving, k):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="k must be"):
+        _call(serving, "similar_items", item_ids=["4"], k=[k])
+
+
+def test_user_embeddings_flag_unknown_users(serving, model):
+    result = _call(serving, "user_embeddings", user_ids=["u3", "nobody"])
+    assert result["found"].tolist() == [True, False]
+    np.testing.assert_allclose(result["embeddings"][0],
+                               model.query_tower(tf.constant(["u3"])).numpy()[0], rtol=1e-5)
+    assert not result["embeddings"][1].any()
+
+
+def test_recommend_covers_user_session_both_and_neither(serving):
+    result = _call(serving, "recommend",
+                   user_id=["u0", "", "u1", "nobody"],
+                   session_item_ids=[["", ""], ["1", "3"], ["5", "ghost"], ["", ""]],
+                   k=[10, 10, 10, 10])
+    assert _text(result["strategy"]).tolist() == ["user", "session", "user+session", "popular"]
+    assert result["user_found"].tolist() == [True, False, True, False]
+    assert result["session_found"].tolist() == [[False, False], [True, True],
+                                                [True, False], [False, False]]
+    ids = [[int(i) for i in _text(row)] for row in result["item_ids"]]
+    assert sum(i % 2 == 0 for i in ids[0]) >= 9           # u0 reads even (Fantasy) items
+    assert sum(i % 2 == 1 for i in ids[1]) >= 9           # a Science Fiction session
+    assert not {1, 3} & set(ids[1]) and 5 not in ids[2]   # browsed items are not repeated
+
+
+def test_recommend_for_nobody_known_falls_back_to_popularity(serving, catalog):
+    result = _call(serving, "recommend", user_id=["nobody"], session_item_ids=[[""]], k=[5])
+    ids = [int(i) for i in _text(result["item_ids"][0])]
+    counts = catalog.counts[ids]
+    assert (np.diff(counts) <= 0).all() and counts[0] == catalog.counts.max()
+
+
+def test_search_ranks_prefix_then_phrase_then_all_words(serving):
+    result = _call(serving, "search", query=["the dragon chronicles 1", "CHRONICLES 12",
+                                             "12 dragon"], k=[3, 3, 3])
+    titles = _text(result["titles"])
+    assert titles[0][0] in {_title(10), _title(12), _title(14), _title(16), _title(18)}
+    assert titles[1][0] == _title(12) and result["scores"][1][0] > 2   # phrase match
+    assert titles[2][0] == _title(12) and 1 < result["scores"][2][0] < 2  # every word
+
+
+def test_search_is_literal_case_insensitive_and_empty_safe(serving):
+    result = _call(serving, "search", query=["dr.gon", "(", "", "ROBOT chron", r"\E.*"],
+                   k=[3, 3, 3, 3, 3])
+    assert (result["item_ids"][:3] == b"").all()    # '.' and '(' are not regex syntax
+    assert all(t.startswith("The Robot") for t in _text(result["titles"][3]))
+    assert (result["item_ids"][4] == b"").all()
+
+
+def test_item_info_returns_content_and_popularity(serving, catalog):
+    result = _call(serving, "item_info", item_ids=["7", "ghost"])
+    assert result["found"].tolist() == [True, False]
+    assert _text(result["titles"]).tolist() == [_title(7), ""]
+    assert result["popularity"].tolist() == [catalog.counts[7], 0]
