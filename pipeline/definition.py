@@ -1,0 +1,89 @@
+"""create_pipeline(): the one pipeline definition that every runner (local, Vertex) uses.
+
+CsvExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator
+  -> Transform (vocabularies) -> Trainer (TFRS two-tower) -> RetrievalGate -> Pusher
+"""
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+from typing import List, Optional
+
+from tfx import v1 as tfx
+
+from pipeline.config import PipelineConfig
+from pipeline.gate import RetrievalGate
+
+_PROJECT_CODE = [Path(__file__).resolve().parents[1] / "trainer",
+                 Path(__file__).resolve().parent]
+
+
+def code_version() -> str:
+    """Fingerprint of the trainer and pipeline sources.
+
+    The Transform, Trainer and gate code is referenced by import path, which TFX's cache key
+    does not cover; passing this fingerprint as a parameter makes a code change re-run them.
+    """
+    digest = hashlib.sha256()
+    for folder in _PROJECT_CODE:
+        for path in sorted(folder.rglob("*.py")):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def create_pipeline(config: PipelineConfig,
+                    beam_pipeline_args: Optional[List[str]] = None,
+                    enable_cache: bool = True) -> tfx.dsl.Pipeline:
+    version = code_version()
+    split = tfx.proto.SplitConfig(splits=[
+        tfx.proto.SplitConfig.Split(name="train", hash_buckets=100 - config.eval_percent),
+        tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.eval_percent),
+    ])
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=config.interactions_dir,
+        output_config=tfx.proto.Output(split_config=split))
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
+                                          infer_feature_shape=True)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn="trainer.preprocessing.preprocessing_fn",
+        custom_config={"top_items": config.top_items, "code_version": version})
+    trainer = tfx.components.Trainer(
+        run_fn="trainer.run.run_fn",
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        custom_config={"model": dataclasses.asdict(config.model), "max_k": config.max_k,
+                       "code_version": version})
+    gate = RetrievalGate(
+        model=trainer.outputs["model"],
+        examples=transform.outputs["transformed_examples"],
+        recall_ks=",".join(str(k) for k in config.gate_ks),
+        code_version=version)
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=gate.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=config.model_base_path)))
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
+                    trainer, gate, pusher],
+        enable_cache=enable_cache,
+        metadata_connection_config=tfx.orchestration.metadata
+        .sqlite_metadata_connection_config(config.metadata),
+        beam_pipeline_args=beam_pipeline_args)
+
+
+def local_beam_args(config: PipelineConfig) -> List[str]:
+    """Beam DirectRunner flags: multi-processing over the machine's cores by default."""
+    workers = config.beam_workers or os.cpu_count() or 1
+    return [f"--direct_running_mode={config.beam_mode}", f"--direct_num_workers={workers}"]

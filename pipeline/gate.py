@@ -1,0 +1,66 @@
+"""The evaluation gate: the model is blessed (and so pushed) only if it beats popularity.
+
+Standard TFX Evaluator (TFMA) evaluates per-example predictions; a retrieval model must be
+judged by ranking the whole catalogue per user, so the gate is a small component of our own.
+Pusher only pushes a model whose ModelBlessing has the custom property blessed == 1.
+"""
+
+import json
+import logging
+import os
+
+import numpy as np
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.types import artifact_utils
+from tfx.types.standard_artifacts import Examples, Model, ModelBlessing, ModelEvaluation
+from tfx.utils import path_utils
+
+from trainer.dataset import as_numpy, read_batches
+from trainer.evaluation import beats_baseline, evaluate_retrieval
+from trainer.features import ITEM_ID, USER_ID
+
+METRICS_FILE = "metrics.json"
+_PAIR_SPEC = {USER_ID: tf.io.FixedLenFeature([], tf.string),
+              ITEM_ID: tf.io.FixedLenFeature([], tf.string)}
+
+
+def _interactions(examples, split: str):
+    pattern = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
+    users, items = [], []
+    for batch in as_numpy(read_batches(pattern, _PAIR_SPEC, batch_size=65_536)):
+        users.append(batch[USER_ID].astype(str))
+        items.append(batch[ITEM_ID].astype(str))
+    return np.concatenate(users), np.concatenate(items)
+
+
+@tfx.dsl.components.component
+def RetrievalGate(  # pylint: disable=invalid-name  (TFX names components like classes)
+        model: tfx.dsl.components.InputArtifact[Model],
+        examples: tfx.dsl.components.InputArtifact[Examples],
+        blessing: tfx.dsl.components.OutputArtifact[ModelBlessing],
+        evaluation: tfx.dsl.components.OutputArtifact[ModelEvaluation],
+        recall_ks: tfx.dsl.components.Parameter[str] = "10,100",
+        code_version: tfx.dsl.components.Parameter[str] = "",
+) -> None:
+    """Recall@k of the model and of popularity on the eval split; blesses the model if it wins.
+
+    recall_ks: comma-separated k values the model must win at.
+    code_version: a fingerprint of the project's code, so that a code change re-runs the gate
+      instead of reusing a cached verdict (TFX caches on inputs and parameters only).
+    """
+    del code_version
+    ks = [int(k) for k in recall_ks.split(",")]
+    metrics = evaluate_retrieval(path_utils.serving_model_path(model.uri),
+                                 train=_interactions(examples, "train"),
+                                 held_out=_interactions(examples, "eval"), ks=ks)
+    metrics["blessed"] = beats_baseline(metrics, ks)
+    metrics["gate"] = f"model recall@k > popularity recall@k for k in {ks}"
+    tf.io.gfile.makedirs(evaluation.uri)
+    with tf.io.gfile.GFile(os.path.join(evaluation.uri, METRICS_FILE), "w") as handle:
+        json.dump(metrics, handle, indent=2)
+    blessing.set_int_custom_property("blessed", int(metrics["blessed"]))
+    for who in ("model", "popularity"):
+        for name, value in metrics[who].items():
+            evaluation.set_float_custom_property(f"{who}_{name}", value)
+    logging.info("retrieval gate: %s", json.dumps(metrics))

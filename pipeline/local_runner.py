@@ -1,0 +1,27 @@
+"""Runs the pipeline locally with LocalDagRunner; also the file the `tfx` CLI takes:
+
+    tfx pipeline create --engine=local --pipeline_path=pipeline/local_runner.py
+    tfx run create --engine=local --pipeline_name=towergraph
+
+Settings come from the YAML file named by $TOWERGRAPH_CONFIG (default: configs/local.yaml
+beside this package), relative paths in it being relative to the working directory.
+"""
+
+import os
+from pathlib import Path
+
+from tfx import v1 as tfx
+
+from pipeline.config import PipelineConfig, load_config
+from pipeline.definition import create_pipeline, local_beam_args
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "local.yaml"
+
+
+def run(config: PipelineConfig) -> None:
+    tfx.orchestration.LocalDagRunner().run(
+        create_pipeline(config, beam_pipeline_args=local_beam_args(config)))
+
+
+if __name__ == "__main__":
+    run(load_config(os.environ.get("TOWERGRAPH_CONFIG", str(DEFAULT_CONFIG))))
