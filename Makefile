@@ -1,0 +1,41 @@
+# TowerGraph: `make install`, `make demo`, `make test`. See README.md.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# make demo [DATA=../shared/data/ml-100k FORMAT=movielens] [TOP_ITEMS=3000]
+DATA ?=
+FORMAT ?= movielens
+TOP_ITEMS ?= 0
+WORK ?= work
+
+.PHONY: install demo test clean
+
+install: $(STAMP)
+
+# The TFX 1.16 stack declares Requires-Python <3.11 but runs on 3.11: install the lock that
+# was resolved for 3.10 without pip's resolver, then the project itself (README, "Install").
+$(STAMP): requirements/lock.txt setup.py
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=23.2"
+	$(BIN)/pip install --quiet --no-deps --ignore-requires-python -r requirements/lock.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: install
+ifeq ($(strip $(DATA)),)
+	@echo "make demo: no DATA given, so the demo uses a SYNTHETIC catalog (made-up items in"
+	@echo "           8 genres). For real data: make demo DATA=../shared/data/ml-100k FORMAT=movielens"
+	$(BIN)/towergraph data synthetic --output $(WORK)/data
+else
+	$(BIN)/towergraph data prepare --format $(FORMAT) --input $(DATA) --output $(WORK)/data \
+		--top-items $(TOP_ITEMS)
+endif
+	$(BIN)/towergraph run --data $(WORK)/data --output $(WORK)/run
+
+test: install
+	$(BIN)/python -m pytest tests -q
+
+clean:
+	rm -rf $(WORK) .pytest_cache
