@@ -18,9 +18,10 @@ from pipeline.definition import create_pipeline, local_beam_args
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "local.yaml"
 
 
-def run(config: PipelineConfig) -> None:
+def run(config: PipelineConfig, enable_cache: bool = True) -> None:
     tfx.orchestration.LocalDagRunner().run(
-        create_pipeline(config, beam_pipeline_args=local_beam_args(config)))
+        create_pipeline(config, beam_pipeline_args=local_beam_args(config),
+                        enable_cache=enable_cache))
 
 
 if __name__ == "__main__":
