@@ -1,78 +1,33 @@
-"""The two-tower model and its exported serving contract, on a tiny model trained in seconds.
-
-The tiny world: 40 items in two genres with genre words in their titles, 80 users who each
-read only one genre. A model that learned anything puts same-genre items together.
-"""
+"""The two-tower model and its exported serving contract, on the tiny world (tests/tiny_world.py)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tiny_world import HOSTILE_ITEM, HOSTILE_MARKUP, N_ITEMS, N_USERS
+from tiny_world import genre_of as _genre, title_of as _title
 from trainer.catalog import Catalog, build_catalog
-from trainer.config import ModelConfig
-from trainer.export import SIGNATURES, export_serving_model
-from trainer.model import Vocabularies, compile_model
-
-N_ITEMS, N_USERS = 40, 80
-GENRE = ["Fantasy", "Science Fiction"]
-
-
-def _genre(item: int) -> str:
-    return GENRE[item % 2]
-
-
-def _title(item: int) -> str:
-    word = "Dragon" if item % 2 == 0 else "Robot"
-    return f"The {word} Chronicles {item}"
-
-
-def _interactions():
-    rng = np.random.default_rng(0)
-    rows = []
-    for user in range(N_USERS):
-        same_genre = [item for item in range(N_ITEMS) if item % 2 == user % 2]
-        for item in rng.choice(same_genre, 10, replace=False):
-            rows.append((f"u{user}", str(item)))
-    users, items = map(np.array, zip(*rows))
-    return {"user_id": users, "item_id": items,
-            "title": np.array([_title(int(i)) for i in items]),
-            "genres": np.array([_genre(int(i)) for i in items])}
+from trainer.export import SIGNATURES
 
 
 @pytest.fixture(scope="module")
-def interactions():
-    return _interactions()
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
-def catalog(interactions):
-    batches = [{name: values[start:start + 100] for name, values in interactions.items()}
-               for start in range(0, len(interactions["item_id"]), 100)]
-    encoded = [{name: np.char.encode(values.astype(str)) for name, values in batch.items()}
-               for batch in batches]  # as tf.data hands them over: bytes
-    return build_catalog(encoded, [str(i) for i in range(N_ITEMS)])
+def catalog(tiny_catalog):
+    return tiny_catalog
 
 
 @pytest.fixture(scope="module")
-def model(interactions, catalog):
-    vocabularies = Vocabularies(users=[f"u{u}" for u in range(N_USERS)],
-                                title_tokens=["the", "dragon", "robot", "chronicles"],
-                                genres=GENRE)
-    config = ModelConfig(embedding_dim=16, candidate_layers=(32,), batch_size=64,
-                         learning_rate=0.2, epochs=15)
-    model = compile_model(vocabularies, catalog, config)
-    data = tf.data.Dataset.from_tensor_slices(interactions).shuffle(1000, seed=1).batch(64)
-    model.fit(data, epochs=config.epochs, verbose=0)
-    model.index_catalog()
-    model.metrics_after_training = model.evaluate(data, return_dict=True, verbose=0)
-    return model
+def interactions(tiny_interactions):
+    return tiny_interactions
 
 
 @pytest.fixture(scope="module")
-def serving(model, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("export") / "1")
-    export_serving_model(model, path, max_k=20)
-    return tf.saved_model.load(path)
+def serving(tiny_model_base):
+    return tf.saved_model.load(str(tiny_model_base / "1"))
 
 
 def _call(serving, signature, **inputs):
@@ -217,9 +172,9 @@ def test_search_ranks_prefix_then_phrase_then_all_words(serving):
 
 
 def test_search_is_literal_case_insensitive_and_empty_safe(serving):
-    result = _call(serving, "search", query=["dr.gon", "(", "", "ROBOT chron", r"\E.*"],
+    result = _call(serving, "search", query=["dr.gon", "[", "", "ROBOT chron", r"\E.*"],
                    k=[3, 3, 3, 3, 3])
-    assert (result["item_ids"][:3] == b"").all()    # '.' and '(' are not regex syntax
+    assert (result["item_ids"][:3] == b"").all()    # '.' and '[' are not regex syntax
     assert all(t.startswith("The Robot") for t in _text(result["titles"][3]))
     assert (result["item_ids"][4] == b"").all()
 
@@ -229,3 +184,8 @@ def test_item_info_returns_content_and_popularity(serving, catalog):
     assert result["found"].tolist() == [True, False]
     assert _text(result["titles"]).tolist() == [_title(7), ""]
     assert result["popularity"].tolist() == [catalog.counts[7], 0]
+
+
+def test_titles_are_returned_verbatim_markup_included(serving):
+    result = _call(serving, "item_info", item_ids=[str(HOSTILE_ITEM)])
+    assert _text(result["titles"])[0].endswith(HOSTILE_MARKUP)
