@@ -1,0 +1,126 @@
+"""`towergraph`: the project's command line.
+
+    towergraph data prepare|synthetic|download ...   prepared data for the pipeline
+    towergraph run --data DIR --output DIR           the TFX pipeline, locally
+    towergraph graph --server URL --title TEXT       a similarity graph from a served model
+
+Every pipeline and model setting is also a flag of `run` (generated from the config classes,
+so the flags, the YAML file and the README's table cannot drift apart).
+"""
+
+import argparse
+import os
+import sys
+from typing import Any, Dict, List, Optional
+
+from pipeline.config import PipelineConfig, load_config
+from pipeline.data.cli import add_data_commands
+from serving.graph_cli import add_graph_command
+from trainer.config import ModelConfig, settings
+
+# Settings that make no sense as flags of `run` (--data and --output cover the paths).
+_NOT_FLAGS = {"model", "data_dir", "output_dir"}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _parse_value(default: Any):
+    """An argparse `type` that turns a flag's text into the type of the setting's default."""
+    if isinstance(default, bool):
+        def parse_bool(text: str) -> bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+        return parse_bool
+    if isinstance(default, tuple):
+        def parse_ints(text: str) -> tuple:
+            try:
+                return tuple(int(part) for part in text.split(",") if part.strip())
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"expected comma-separated integers, e.g. 128,64, not {text!r}") from None
+        return parse_ints
+    return type(default)
+
+
+def _add_setting_flags(group, config_class, skip=()) -> None:
+    for name, default, help_text in settings(config_class):
+        if name in skip:
+            continue
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        group.add_argument(_flag(name), dest=name, type=_parse_value(default),
+                           default=None, help=f"{help_text} (default: {shown!r})")
+
+
+def _overrides(args: argparse.Namespace, config_class, skip=()) -> Dict[str, Any]:
+    names = [name for name, _, _ in settings(config_class) if name not in skip]
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def _add_run_command(subparsers) -> None:
+    run = subparsers.add_parser(
+        "run", help="run the TFX pipeline locally (Beam DirectRunner, MLMD sqlite cache)",
+        description="Runs CsvExampleGen .. Pusher on prepared data. A re-run with unchanged "
+                    "data, code and settings reuses every cached component.")
+    run.add_argument("--config", help="YAML config file; flags override it")
+    run.add_argument("--data", dest="data_dir", help="prepared data directory "
+                     "(`towergraph data prepare --output`)")
+    run.add_argument("--output", dest="output_dir",
+                     help="holds pipeline_root/, metadata.sqlite and serving/")
+    run.add_argument("--no-cache", action="store_true", help="re-run every component")
+    _add_setting_flags(run.add_argument_group("pipeline settings"), PipelineConfig, _NOT_FLAGS)
+    _add_setting_flags(run.add_argument_group("model settings"), ModelConfig)
+    run.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    overrides = _overrides(args, PipelineConfig, skip={"model"})  # --data, --output included
+    model = _overrides(args, ModelConfig)
+    try:
+        config = load_config(args.config, **overrides, model=model)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    # Imported here: TFX and TensorFlow take half a minute to import, `data` needs neither.
+    from pipeline.local_runner import run
+    from pipeline.results import latest_run_summary
+    problem = _missing_data(config)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    run(config, enable_cache=not args.no_cache)
+    summary = latest_run_summary(config)
+    print(summary.describe())
+    return 0 if summary.pushed else 1
+
+
+def _missing_data(config: PipelineConfig) -> Optional[str]:
+    path = os.path.join(config.interactions_dir, "interactions.csv")
+    if not os.path.exists(path):
+        return (f"no prepared data at {path}; create it with `towergraph data prepare` "
+                f"or `towergraph data synthetic`")
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="towergraph", description="Train a two-tower recommender with TFX, serve it, "
+                                       "explore it as a similarity graph.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_data_commands(subparsers)
+    _add_run_command(subparsers)
+    add_graph_command(subparsers)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
