@@ -2,6 +2,7 @@
 
     towergraph data prepare|synthetic|download ...   prepared data for the pipeline
     towergraph run --data DIR --output DIR           the TFX pipeline, locally
+    towergraph serve --model-dir work/run/serving     TF Serving, or its local stand-in
     towergraph graph --server URL --title TEXT       a similarity graph from a served model
 
 Every pipeline and model setting is also a flag of `run` (generated from the config classes,
@@ -16,6 +17,7 @@ from typing import Any, Dict, List, Optional
 from pipeline.config import PipelineConfig, load_config
 from pipeline.data.cli import add_data_commands
 from serving.graph_cli import add_graph_command
+from serving.serve_cli import add_serve_command
 from trainer.config import ModelConfig, settings
 
 # Settings that make no sense as flags of `run` (--data and --output cover the paths).
@@ -113,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_data_commands(subparsers)
     _add_run_command(subparsers)
+    add_serve_command(subparsers)
     add_graph_command(subparsers)
     return parser
 

@@ -47,9 +47,12 @@ class Recommendations:
 
 
 def _items(outputs: Dict[str, np.ndarray], row: int) -> List[Item]:
+    # Scores are float32 in the model; JSON hands them over as float64 text. Rounding both
+    # to float32 makes REST and gRPC answers identical.
+    scores = np.asarray(outputs["scores"][row], np.float32)
     return [Item(str(item_id), str(outputs["titles"][row][col]),
                  str(outputs["genres"][row][col]), str(outputs["authors"][row][col]),
-                 float(outputs["scores"][row][col]))
+                 float(scores[col]))
             for col, item_id in enumerate(outputs["item_ids"][row]) if item_id]
 
 
