@@ -10,7 +10,7 @@ FORMAT ?= movielens
 TOP_ITEMS ?= 0
 WORK ?= work
 
-.PHONY: install demo test clean
+.PHONY: install demo test bench clean
 
 TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
@@ -47,6 +47,11 @@ endif
 
 test: install
 	$(BIN)/python -m pytest tests -q
+
+# The benchmarks behind the README's numbers (minutes; not part of `make test`).
+bench: install
+	$(BIN)/python bench/pipeline_run.py --json bench/results/pipeline.json
+	$(BIN)/python bench/serving.py --model-dir $(WORK)/run/serving --json bench/results/serving.json
 
 clean:
 	rm -rf $(WORK) .pytest_cache

@@ -8,3 +8,6 @@ here, and every other TowerGraph package imports this one first.
 import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
+# TensorFlow's C++ start-up chatter (no CUDA, no TensorRT, CPU flags) buries the commands'
+# own output; warnings and errors still show. Set TF_CPP_MIN_LOG_LEVEL=0 to see everything.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
