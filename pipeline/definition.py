@@ -8,7 +8,7 @@ import dataclasses
 import hashlib
 import os
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from tfx import v1 as tfx
 
@@ -35,7 +35,10 @@ def code_version() -> str:
 
 def create_pipeline(config: PipelineConfig,
                     beam_pipeline_args: Optional[List[str]] = None,
-                    enable_cache: bool = True) -> tfx.dsl.Pipeline:
+                    enable_cache: bool = True,
+                    cloud_training: Optional[Dict[str, Any]] = None) -> tfx.dsl.Pipeline:
+    """cloud_training: Trainer custom_config entries (ai_platform_training_args, ...) that run
+    it as a Vertex AI custom job (pipeline/vertex_runner.py); None trains in-process."""
     version = code_version()
     split = tfx.proto.SplitConfig(splits=[
         tfx.proto.SplitConfig.Split(name="train", hash_buckets=100 - config.eval_percent),
@@ -54,12 +57,14 @@ def create_pipeline(config: PipelineConfig,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn="trainer.preprocessing.preprocessing_fn",
         custom_config={"top_items": config.top_items, "code_version": version})
-    trainer = tfx.components.Trainer(
+    trainer_class = (tfx.extensions.google_cloud_ai_platform.Trainer if cloud_training
+                     else tfx.components.Trainer)
+    trainer = trainer_class(
         run_fn="trainer.run.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         custom_config={"model": dataclasses.asdict(config.model), "max_k": config.max_k,
-                       "code_version": version})
+                       "code_version": version, **(cloud_training or {})})
     gate = RetrievalGate(
         model=trainer.outputs["model"],
         examples=transform.outputs["transformed_examples"],

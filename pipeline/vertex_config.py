@@ -1,0 +1,377 @@
+"""Google Cloud settings: one YAML file, environment overrides, validation before compiling.
+
+The file is configs/vertex.yaml, or the one named by $TOWERGRAPH_VERTEX_CONFIG (or --config).
+Top-level settings say where things live on Google Cloud; `trainer:`, `dataflow:` and `steps:`
+say how the work runs; `pipeline:` holds the settings of configs/local.yaml except the paths.
+A value may use {project}, {region} and {bucket}. Every problem is reported at once, each
+naming the setting and where its value came from (the file or an environment variable).
+
+No TFX or Google Cloud import here: a config error shows up in a second.
+"""
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import yaml
+
+from pipeline.config import PipelineConfig
+from pipeline.config import from_dict as pipeline_from_dict
+from trainer.config import setting
+
+CONFIG_ENV = "TOWERGRAPH_VERTEX_CONFIG"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "vertex.yaml"
+# Environment variables that override a top-level setting of the file.
+ENV_OVERRIDES = {
+    "project": "GOOGLE_CLOUD_PROJECT",
+    "region": "GOOGLE_CLOUD_REGION",
+    "bucket": "TOWERGRAPH_BUCKET",
+    "image": "TOWERGRAPH_IMAGE",
+    "service_account": "TOWERGRAPH_SERVICE_ACCOUNT",
+}
+# Paths of the local config that the top level of this file sets instead.
+_LOCAL_PATHS = ("data_dir", "output_dir", "pipeline_root", "metadata_path", "serving_dir")
+_PLACEHOLDERS = ("project", "region", "bucket")
+
+_PROJECT = re.compile(r"^(?:[a-z][a-z0-9.-]*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_REGION = re.compile(r"^[a-z]+(?:-[a-z]+)+[0-9]+$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+_GCS_PATH = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?$")
+# n1-standard-8, a2-highgpu-1g, c3-highcpu-22, ct5lp-hightpu-4t; e2/f1/g1 shared-core types.
+_MACHINE_TYPE = re.compile(r"^(?:[a-z]{1,3}[0-9][a-z0-9]*-[a-z]+-[0-9]+[a-z]*"
+                           r"|(?:e2|f1|g1)-(?:micro|small|medium))$")
+_SERVICE_ACCOUNT = re.compile(r"^[a-z0-9][a-z0-9-]*@[a-z0-9.:-]+\.gserviceaccount\.com$")
+_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_PIPELINE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
+
+
+class VertexConfigError(ValueError):
+    """Every problem of a Google Cloud config, one per line."""
+
+    def __init__(self, problems: List[str]):
+        self.problems = list(problems)
+        super().__init__("invalid Google Cloud config:\n"
+                         + "\n".join(f"  - {problem}" for problem in self.problems))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerSettings:
+    machine_type: str = setting("n1-standard-8", "machine of the Trainer's custom job")
+    replica_count: int = setting(1, "machines; more than 1 needs a tf.distribute strategy "
+                                 "in trainer/run.py, which trains on one machine")
+    accelerator_type: str = setting("", "e.g. NVIDIA_TESLA_T4; empty: CPU only")
+    accelerator_count: int = setting(0, "accelerators per machine (with accelerator_type)")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataflowSettings:
+    enabled: bool = setting(False, "run the Beam components on Dataflow; false: Beam's "
+                            "DirectRunner inside each step's container")
+    machine_type: str = setting("n1-standard-4", "Dataflow worker machine")
+    max_num_workers: int = setting(10, "autoscaling limit")
+    temp_location: str = setting("gs://{bucket}/dataflow/tmp", "Dataflow temp files")
+    staging_location: str = setting("gs://{bucket}/dataflow/staging", "Dataflow staging")
+    extra_args: Tuple[str, ...] = setting((), "more Beam flags, e.g. --subnetwork=...")
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSettings:
+    cpu_limit: float = setting(0.0, "vCPUs of every pipeline step but the Trainer and "
+                               "CsvExampleGen, which TFX 1.16 compiles without resources "
+                               "(0: the Vertex AI default)")
+    memory_limit: float = setting(0.0, "GB of memory of those steps (0: the default)")
+
+
+@dataclasses.dataclass(frozen=True)
+class VertexConfig:
+    project: str = setting("", "Google Cloud project id")
+    region: str = setting("", "region of Vertex AI, Dataflow and the Artifact Registry")
+    bucket: str = setting("", "Cloud Storage bucket name (no gs://)")
+    image: str = setting("{region}-docker.pkg.dev/{project}/towergraph/"
+                         "towergraph-pipeline:0.1.0", "pipeline image (cloudbuild.yaml)")
+    service_account: str = setting("", "service account the runs act as "
+                                   "(empty: the Compute Engine default)")
+    pipeline_root: str = setting("gs://{bucket}/pipeline_root", "TFX artifacts")
+    data_dir: str = setting("gs://{bucket}/data", "prepared data: interactions/*.csv")
+    serving_dir: str = setting("gs://{bucket}/serving", "Pusher writes "
+                               "<serving_dir>/<model_name>/<version>/")
+    enable_caching: bool = setting(True, "reuse the results of unchanged steps")
+    compiled_path: str = setting("work/vertex/pipeline.json", "where compile writes the spec")
+    trainer: TrainerSettings = dataclasses.field(default_factory=TrainerSettings)
+    dataflow: DataflowSettings = dataclasses.field(default_factory=DataflowSettings)
+    steps: StepSettings = dataclasses.field(default_factory=StepSettings)
+    pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
+    source: str = ""
+
+    @property
+    def pipeline_name(self) -> str:
+        return self.pipeline.pipeline_name
+
+    def beam_pipeline_args(self) -> List[str]:
+        """Flags of every Beam-based component: Dataflow when enabled, else DirectRunner."""
+        if not self.dataflow.enabled:
+            return ["--runner=DirectRunner",
+                    f"--direct_running_mode={self.pipeline.beam_mode}",
+                    # 0: one worker per core of the machine the step runs on.
+                    f"--direct_num_workers={self.pipeline.beam_workers}"]
+        flow = self.dataflow
+        args = ["--runner=DataflowRunner", f"--project={self.project}",
+                f"--region={self.region}", f"--temp_location={flow.temp_location}",
+                f"--staging_location={flow.staging_location}",
+                f"--machine_type={flow.machine_type}",
+                f"--max_num_workers={flow.max_num_workers}",
+                "--experiments=use_runner_v2", f"--sdk_container_image={self.image}"]
+        if self.service_account:
+            args.append(f"--service_account_email={self.service_account}")
+        return args + list(flow.extra_args)
+
+    def trainer_job_spec(self) -> Dict[str, Any]:
+        """The Vertex AI CustomJobSpec of the Trainer (the first pool is the chief)."""
+        machine: Dict[str, Any] = {"machine_type": self.trainer.machine_type}
+        if self.trainer.accelerator_type:
+            machine.update(accelerator_type=self.trainer.accelerator_type,
+                           accelerator_count=self.trainer.accelerator_count)
+        pools = [{"machine_spec": machine, "replica_count": 1,
+                  "container_spec": {"image_uri": self.image}}]
+        if self.trainer.replica_count > 1:
+            pools.append({"machine_spec": dict(machine),
+                          "replica_count": self.trainer.replica_count - 1,
+                          "container_spec": {"image_uri": self.image}})
+        spec: Dict[str, Any] = {"worker_pool_specs": pools}
+        if self.service_account:
+            spec["service_account"] = self.service_account
+        return spec
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+_SECTIONS = {"trainer": TrainerSettings, "dataflow": DataflowSettings, "steps": StepSettings}
+
+
+def config_path(path: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> str:
+    environ = os.environ if environ is None else environ
+    return path or environ.get(CONFIG_ENV) or str(DEFAULT_CONFIG)
+
+
+def load_vertex_config(path: Optional[str] = None,
+                       environ: Optional[Mapping[str, str]] = None) -> VertexConfig:
+    """The file at `path` (else $TOWERGRAPH_VERTEX_CONFIG, else configs/vertex.yaml) with the
+    environment's overrides, validated; raises VertexConfigError listing every problem."""
+    environ = os.environ if environ is None else environ
+    path = config_path(path, environ)
+    raw = _read(path)
+    problems: List[str] = []
+    sections = {name: raw.pop(name, None) or {} for name in [*_SECTIONS, "pipeline"]}
+    values, sources = _settings(VertexConfig, raw, path, "", problems)
+    for name, variable in ENV_OVERRIDES.items():
+        if environ.get(variable):
+            values[name], sources[name] = environ[variable], f"environment variable {variable}"
+    nested = {name: _settings(cls, sections[name], path, f"{name}.", problems)
+              for name, cls in _SECTIONS.items()}
+    if problems:  # unknown keys or wrong types: nothing further makes sense
+        raise VertexConfigError(problems)
+
+    values["bucket"] = re.sub(r"^gs://", "", values["bucket"]).rstrip("/")
+    for name, variable in (("project", "GOOGLE_CLOUD_PROJECT"), ("region", "GOOGLE_CLOUD_REGION"),
+                           ("bucket", "TOWERGRAPH_BUCKET")):
+        if not values[name]:
+            problems.append(f"{name} is not set: set `{name}:` in {path} or the environment "
+                            f"variable {variable}")
+    missing = {name for name in _PLACEHOLDERS if not values[name]}
+    unchecked = set()  # settings derived from a missing one: fixing that one fixes them
+    for group, group_sources, prefix in [(values, sources, "")] + [
+            (nested[name][0], nested[name][1], f"{name}.") for name in nested]:
+        for name, value in group.items():
+            expanded = _expand(value, values, prefix + name, group_sources[name], problems)
+            if expanded is None:  # reported: checking the unexpanded value adds nothing
+                unchecked.add(prefix + name)
+                continue
+            group[name], uses = expanded
+            if uses & missing:
+                unchecked.add(prefix + name)
+
+    def check(name: str, ok: bool, problem: str) -> None:
+        if not ok and name not in unchecked:
+            source = (nested[name.split(".")[0]][1][name.split(".")[1]] if "." in name
+                      else sources[name])
+            problems.append(f"{name}: {problem} (from {source})")
+
+    _validate(values, {name: group for name, (group, _) in nested.items()}, check)
+    pipeline = _pipeline(sections["pipeline"], path, problems)
+    if problems:
+        raise VertexConfigError(problems)
+    pipeline = pipeline.replace(data_dir=values["data_dir"], pipeline_root=values["pipeline_root"],
+                                serving_dir=values["serving_dir"])
+    return VertexConfig(**values, pipeline=pipeline, source=path,
+                        **{name: cls(**nested[name][0]) for name, cls in _SECTIONS.items()})
+
+
+def _read(path: str) -> Dict[str, Any]:
+    if not os.path.exists(path):
+        raise VertexConfigError([f"config file {path} does not exist (give one with --config "
+                                 f"or ${CONFIG_ENV}; configs/vertex.yaml is the template)"])
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = yaml.safe_load(handle) or {}
+    except yaml.YAMLError as error:
+        raise VertexConfigError([f"{path} is not valid YAML: {error}"]) from None
+    if not isinstance(raw, dict):
+        raise VertexConfigError([f"{path}: expected a mapping of settings"])
+    return raw
+
+
+def _settings(cls, raw: Any, path: str, prefix: str,
+              problems: List[str]) -> Tuple[Dict[str, Any], Dict[str, str]]:
+    """Defaults of `cls` updated from `raw`, type-checked; and where each value came from."""
+    fields = {field.name: field.default for field in dataclasses.fields(cls)
+              if field.metadata.get("help")}  # the settings, not the sections
+    if not isinstance(raw, dict):
+        problems.append(f"{prefix.rstrip('.')}: expected a mapping of settings (in {path})")
+        return dict(fields), {name: "default" for name in fields}
+    for name in sorted(set(raw) - set(fields)):
+        problems.append(f"{prefix}{name}: unknown setting in {path}; known: "
+                        f"{', '.join(prefix + known for known in fields)}")
+    values, sources = dict(fields), {name: f"default of {prefix}{name}" for name in fields}
+    for name, value in raw.items():
+        if name not in fields:
+            continue
+        default = fields[name]
+        if isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        if value is None:
+            value = default
+        expected = float if isinstance(default, float) else type(default)
+        if isinstance(value, bool) != isinstance(default, bool) or not isinstance(
+                value, (int, float) if expected is float else expected):
+            problems.append(f"{prefix}{name}: expected {expected.__name__}, got {value!r} "
+                            f"(in {path})")
+            continue
+        values[name], sources[name] = value, path
+    return values, sources
+
+
+def _expand(value: Any, top: Dict[str, Any], name: str, source: str, problems: List[str]):
+    """`value` with {project}, {region}, {bucket} filled in, and which it used; None if bad."""
+    if isinstance(value, tuple):
+        parts = [_expand(part, top, name, source, problems) for part in value]
+        if any(part is None for part in parts):
+            return None
+        return tuple(part for part, _ in parts), set().union(*[uses for _, uses in parts])
+    if not isinstance(value, str) or "{" not in value:
+        return value, set()
+    uses = set(re.findall(r"{([^{}]*)}", value))
+    unknown = sorted(uses - set(_PLACEHOLDERS))
+    if unknown:
+        problems.append(f"{name}: unknown placeholder(s) {unknown} in {value!r}; a value may "
+                        f"use {{project}}, {{region}} and {{bucket}} (from {source})")
+        return None
+    return value.format(**{key: top[key] for key in _PLACEHOLDERS}), uses
+
+
+def _validate(top: Dict[str, Any], nested: Dict[str, Dict[str, Any]], check) -> None:
+    if top["project"]:
+        check("project", bool(_PROJECT.match(top["project"])),
+              f"{top['project']!r} is not a project id (6-30 lowercase letters, digits, "
+              f"hyphens; the id, not the display name or number)")
+    if top["region"]:
+        check("region", bool(_REGION.match(top["region"])),
+              f"{top['region']!r} is not a region like us-central1 (not a zone like "
+              f"us-central1-a)")
+    if top["bucket"]:
+        check("bucket", bool(_BUCKET.match(top["bucket"])),
+              f"{top['bucket']!r} is not a bucket name (lowercase, no path)")
+    check("image", _image_problem(top["image"]) is None, _image_problem(top["image"]) or "")
+    if top["service_account"]:
+        check("service_account", bool(_SERVICE_ACCOUNT.match(top["service_account"])),
+              f"{top['service_account']!r} is not a service account email "
+              f"(NAME@PROJECT.iam.gserviceaccount.com)")
+    gcs = ["pipeline_root", "data_dir", "serving_dir"]
+    values = dict(top)
+    if nested["dataflow"]["enabled"]:
+        gcs += ["dataflow.temp_location", "dataflow.staging_location"]
+        values.update({f"dataflow.{key}": value for key, value in nested["dataflow"].items()})
+    for name in gcs:
+        check(name, bool(_GCS_PATH.match(values[name])),
+              f"{values[name]!r} must be a gs:// path: Vertex AI cannot read this machine's "
+              f"files")
+    check("compiled_path", bool(top["compiled_path"]) and "://" not in top["compiled_path"],
+          f"{top['compiled_path']!r} must be a local file path")
+    trainer = nested["trainer"]
+    _machine(check, "trainer.machine_type", trainer["machine_type"])
+    check("trainer.replica_count", trainer["replica_count"] >= 1,
+          f"must be at least 1, not {trainer['replica_count']}")
+    _accelerator(check, trainer["accelerator_type"], trainer["accelerator_count"])
+    flow = nested["dataflow"]
+    if flow["enabled"]:
+        _machine(check, "dataflow.machine_type", flow["machine_type"])
+        check("dataflow.max_num_workers", flow["max_num_workers"] >= 1,
+              f"must be at least 1, not {flow['max_num_workers']}")
+        bad = [arg for arg in flow["extra_args"] if not str(arg).startswith("--")]
+        check("dataflow.extra_args", not bad, f"every entry must be a --flag, not {bad}")
+    for name, value in nested["steps"].items():
+        check(f"steps.{name}", value >= 0, f"must be 0 (the default) or more, not {value}")
+
+
+def _machine(check, name: str, value: str) -> None:
+    check(name, bool(_MACHINE_TYPE.match(value)),
+          f"unknown machine type format {value!r}: expected FAMILY-TYPE-CPUS such as "
+          f"n1-standard-8, e2-highmem-4 or a2-highgpu-1g")
+
+
+def _accelerator(check, kind: str, count: int) -> None:
+    if kind and count < 1:
+        check("trainer.accelerator_count", False,
+              f"accelerator_type {kind} needs accelerator_count (1, 2, 4 or 8), not {count}")
+    elif count and not kind:
+        check("trainer.accelerator_type", False,
+              f"accelerator_count is {count} but no accelerator_type is set "
+              f"(e.g. NVIDIA_TESLA_T4)")
+    elif kind:
+        known = _known_accelerators()
+        check("trainer.accelerator_type", known is None or kind in known,
+              f"unknown accelerator {kind!r}; Vertex AI knows {', '.join(sorted(known or []))}")
+
+
+def _known_accelerators() -> Optional[List[str]]:
+    """Accelerator names of Vertex AI's API (its enum: data only, no call)."""
+    try:
+        from google.cloud.aiplatform_v1.types.accelerator_type import AcceleratorType
+    except ImportError:  # pragma: no cover - the lock installs it
+        return None
+    return [name for name in AcceleratorType.__members__ if not name.endswith("UNSPECIFIED")]
+
+
+def _image_problem(image: str) -> Optional[str]:
+    hint = ("expected REGISTRY/PATH:TAG such as "
+            "us-central1-docker.pkg.dev/PROJECT/towergraph/towergraph-pipeline:0.1.0")
+    name, _, digest = image.partition("@")
+    host, _, path = name.partition("/")
+    if not path or not ("." in host or ":" in host or host == "localhost"):
+        return f"{image!r} has no registry host: {hint}"
+    if digest:
+        return None if _IMAGE_DIGEST.match(digest) else f"{image!r} has a malformed digest"
+    repository, _, tag = path.rpartition(":")
+    if not repository or "/" in tag:
+        return f"{image!r} has no tag: {hint}"
+    return None if _IMAGE_TAG.match(tag) else f"{image!r} has a malformed tag {tag!r}"
+
+
+def _pipeline(raw: Any, path: str, problems: List[str]) -> PipelineConfig:
+    where = f"{path}, section pipeline"
+    if isinstance(raw, dict):
+        for name in sorted(set(raw) & set(_LOCAL_PATHS)):
+            problems.append(f"pipeline.{name}: set the Cloud Storage paths at the top level "
+                            f"(data_dir, pipeline_root, serving_dir), not in {where}")
+        raw = {name: value for name, value in raw.items() if name not in _LOCAL_PATHS}
+    try:
+        pipeline = pipeline_from_dict(raw, where=where)
+    except ValueError as error:
+        problems.append(f"pipeline: {error}")
+        return PipelineConfig()
+    if not _PIPELINE_NAME.match(pipeline.pipeline_name):
+        problems.append(f"pipeline.pipeline_name: Vertex AI needs lowercase letters, digits "
+                        f"and hyphens, not {pipeline.pipeline_name!r} (from {path})")
+    return pipeline
