@@ -1,0 +1,282 @@
+"""The explorer in a real browser: `streamlit run ui/app.py` (started as `towergraph ui` starts
+it) against the TF Serving stand-in on the tiny world's model, driven by Playwright with
+Debian's Chromium.
+
+Needs /usr/bin/chromium (`make install` / `apt-get install chromium`) and the playwright package
+(requirements/browser.txt). Playwright's own browser downloads are never used.
+
+Screenshots go to the test's tmp_path; with TOWERGRAPH_SAVE_SCREENSHOT=1 one also goes to
+docs/screenshot.png for the README.
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+import tiny_world
+from serving.client import TowerGraphClient
+from serving.graph import build_graph
+from serving.standin import serve_in_process
+from ui import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+TIMEOUT_MS = 30_000
+HOSTILE_ID = str(tiny_world.HOSTILE_ITEM)
+HOSTILE_TITLE = tiny_world.title_of(tiny_world.HOSTILE_ITEM)
+
+
+def _sync_playwright():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: the browser test uses Debian's Chromium. Run "
+                    f"`make install` (CI does), or `apt-get install -y chromium` as root.",
+                    pytrace=False)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the playwright package is missing: run `make install`, or `.venv/bin/pip "
+                    "install --no-deps -r requirements/browser.txt`", pytrace=False)
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def standin(tiny_model_base):
+    with serve_in_process(tiny_model_base, tiny_world.MODEL_NAME, grpc_port=None,
+                          poll_seconds=0) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def client(standin):
+    with TowerGraphClient.connect(standin.rest_url, tiny_world.MODEL_NAME) as client:
+        yield client
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(standin, tmp_path_factory):
+    """The explorer as `towergraph ui --server <stand-in>` runs it, on a free port."""
+    port = _free_port()
+    command, env = cli.streamlit_command(standin.rest_url, "rest", tiny_world.MODEL_NAME,
+                                         port, "127.0.0.1")
+    log_path = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, env=env, cwd=tmp_path_factory.getbasetemp(),
+                                   stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with {process.returncode}:\n"
+                            f"{log_path.read_text()[-3000:]}")
+            try:
+                if requests.get(f"{url}/_stcore/health", timeout=2).text == "ok":
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with _sync_playwright()() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1250})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    yield page
+    context.close()
+
+
+# -- driving the page -----------------------------------------------------------------------------
+
+def expect(locator):
+    from playwright.sync_api import expect as playwright_expect
+    return playwright_expect(locator)
+
+
+def open_app(page, url):
+    page.goto(url)
+    expect(page.locator(".st-key-model_status")).to_contain_text("towergraph version 1",
+                                                                  timeout=60_000)
+
+
+def search(page, query):
+    box = page.get_by_label("Find an item by title")
+    box.fill(query)
+    box.press("Enter")
+
+
+def set_slider(page, key, value):
+    """Keyboard, as a person without a mouse would: Home, then right arrows."""
+    thumb = page.locator(f".st-key-{key} input[type=range]")
+    thumb.focus()
+    thumb.press("Home")
+    for _ in range(value - 1):
+        thumb.press("ArrowRight")
+    expect(thumb).to_have_value(str(value))
+
+
+def centre_title(page):
+    return page.locator(".st-key-centre h3")
+
+
+def graph_frame(page):
+    return page.locator(".st-key-graph iframe").element_handle().content_frame()
+
+
+def graph_eval(page, expression, expected=None, timeout=TIMEOUT_MS / 1000):
+    """Evaluates inside the pyvis page, waiting while the iframe is replaced or still loading."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            frame = graph_frame(page)
+            value = frame.evaluate(f"typeof network === 'undefined' ? null : ({expression})")
+            if value is not None and (expected is None or value == expected):
+                return value
+        except Exception:  # noqa: BLE001 - the iframe is being swapped by a rerun
+            value = None
+        if time.monotonic() > deadline:
+            return value
+        time.sleep(0.25)
+
+
+def settle_graph(page):
+    graph_eval(page, "(network.stopSimulation(), network.fit(), true)")
+
+
+def recentre_on_hop(page, hop):
+    """Picks the first item `hop` hops away in "Re-centre on" and re-centres: (id, title)."""
+    page.get_by_role("combobox", name="Re-centre on").click()
+    option = page.get_by_role("option", name=re.compile(rf"· hop {hop}$")).first
+    label = option.inner_text()
+    match = re.fullmatch(rf"(.*) \(#(\w+)\) · hop {hop}", label.strip())
+    assert match, label
+    option.click()
+    expect(page.get_by_role("combobox", name="Re-centre on")).to_have_value(label.strip())
+    page.get_by_role("button", name="Re-centre the graph").click()
+    return match.group(2), match.group(1)
+
+
+def screenshot(page, path):
+    page.screenshot(path=str(path))
+    return path
+
+
+# -- the tests ------------------------------------------------------------------------------------
+
+def test_search_depth_fanout_and_recentre(page, app_url, client, tmp_path):
+    open_app(page, app_url)
+    first = client.search("Dragon Chronicles 4", 20)[0]
+    search(page, "Dragon Chronicles 4")
+    expect(centre_title(page)).to_have_text(first.title)
+
+    set_slider(page, "depth", 2)
+    set_slider(page, "fanout", 5)
+    expected = build_graph(client, [first.item_id], depth=2, fanout=5)
+    nodes = expected.graph.number_of_nodes()
+    stats = page.locator(".st-key-stats")
+    expect(stats.get_by_test_id("stMetricValue").first).to_have_text(str(nodes))
+    expect(stats).to_contain_text(f"{nodes} items joined by {expected.graph.number_of_edges()} "
+                                  f"similarity links")
+    assert graph_eval(page, "network.body.data.nodes.length", nodes) == nodes
+    assert graph_eval(page, "network.body.data.edges.length") == expected.graph.number_of_edges()
+    assert graph_eval(page, f"network.body.data.nodes.get('{first.item_id}').hop") == 0
+    settle_graph(page)
+    time.sleep(0.5)
+    good = screenshot(page, tmp_path / "graph.png")
+    if os.environ.get("TOWERGRAPH_SAVE_SCREENSHOT") == "1":
+        (ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(good, ROOT / "docs" / "screenshot.png")
+
+    # Re-centre on an item two hops away: the graph is redrawn around it.
+    target, title = recentre_on_hop(page, 2)
+    expect(centre_title(page)).to_have_text(title)
+    assert graph_eval(page, f"network.body.data.nodes.get('{target}')?.hop", 0) == 0
+    assert graph_eval(page, f"network.body.data.nodes.get('{first.item_id}')?.hop ?? -1") != 0
+    crumbs = page.locator(".st-key-breadcrumb button")
+    expect(crumbs).to_have_count(1)
+    expect(crumbs.first).to_contain_text(first.title)
+    expect(page).to_have_url(re.compile(rf"[?&]item={target}$"))
+
+    second, second_title = recentre_on_hop(page, 1)
+    expect(centre_title(page)).to_have_text(second_title)
+    expect(crumbs).to_have_count(2)
+    screenshot(page, tmp_path / "recentred.png")
+
+    crumbs.first.click()                                   # back to where we started
+    expect(centre_title(page)).to_have_text(first.title)
+    expect(page.locator(".st-key-breadcrumb")).to_have_count(0)
+    assert graph_eval(page, f"network.body.data.nodes.get('{first.item_id}')?.hop", 0) == 0
+    assert page.dialogs == []
+
+
+def test_hostile_title_is_text(page, app_url, tmp_path):
+    open_app(page, app_url)
+    search(page, "Robot Chronicles 39")
+    expect(centre_title(page)).to_have_text(HOSTILE_TITLE)        # the markup, as text
+    expect(page.get_by_role("combobox", name=re.compile("^Matches"))).to_have_value(
+        f"{HOSTILE_TITLE} (#{HOSTILE_ID})")
+    assert graph_eval(page, f"network.body.data.nodes.get('{HOSTILE_ID}').hop") == 0
+
+    # Hover the hostile node: vis-network's tooltip shows the title as text.
+    settle_graph(page)
+    point = graph_eval(page, "(() => {"
+                             f" const p = network.getPositions(['{HOSTILE_ID}'])['{HOSTILE_ID}'];"
+                             "  const dom = network.canvasToDOM(p);"
+                             "  const box = network.body.container.getBoundingClientRect();"
+                             "  return {x: box.left + dom.x, y: box.top + dom.y};"
+                             "})()")
+    box = page.locator(".st-key-graph iframe").bounding_box()
+    page.mouse.move(box["x"] + point["x"], box["y"] + point["y"])
+    tooltip = page.frame_locator(".st-key-graph iframe").locator(".vis-tooltip")
+    expect(tooltip).to_be_visible()
+    expect(tooltip).to_contain_text(HOSTILE_TITLE)
+    screenshot(page, tmp_path / "hostile.png")
+
+    # Re-centre away, so the title also sits in the breadcrumb (a Markdown button label).
+    recentre_on_hop(page, 1)
+    expect(page.locator(".st-key-breadcrumb button").first).to_contain_text(
+        "The Robot Chronicles 39 <img src=x")
+
+    # Nowhere did the markup become an element, and no script ran.
+    assert page.locator("img[src='x']").count() == 0
+    assert page.frame_locator(".st-key-graph iframe").locator("img").count() == 0
+    assert page.evaluate("document.querySelectorAll('img[onerror]').length") == 0
+    time.sleep(0.5)
+    assert page.dialogs == []

@@ -1,0 +1,284 @@
+"""The Streamlit app's flows (streamlit.testing AppTest) against the TF Serving stand-in on the
+tiny world's model, started in this process."""
+
+import html
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+from streamlit.testing.v1 import AppTest
+
+import tiny_world
+from serving.client import TowerGraphClient
+from serving.graph import build_graph
+from serving.standin import serve_in_process
+from ui import data, state
+
+APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
+HOSTILE_TITLE = tiny_world.title_of(tiny_world.HOSTILE_ITEM)
+
+
+@pytest.fixture(scope="module")
+def standin(tiny_model_base):
+    with serve_in_process(tiny_model_base, tiny_world.MODEL_NAME, poll_seconds=0) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def client(standin):
+    with TowerGraphClient.connect(standin.rest_url, tiny_world.MODEL_NAME) as client:
+        yield client
+
+
+@pytest.fixture
+def app(standin, monkeypatch):
+    """The app, its defaults pointing at the stand-in over REST."""
+    monkeypatch.setenv(state.ENV_SERVER, standin.rest_url)
+    monkeypatch.delenv(state.ENV_PROTOCOL, raising=False)
+    monkeypatch.delenv(state.ENV_MODEL_NAME, raising=False)
+    return AppTest.from_file(APP, default_timeout=60)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def texts(elements):
+    """Element texts with Markdown escapes removed."""
+    return [element.value.replace("\\", "") for element in elements]
+
+
+def shows_as_text(markdown: str, text: str) -> bool:
+    """Rendered as CommonMark (raw HTML allowed), the Markdown source shows `text` literally."""
+    rendered = MarkdownIt("commonmark", {"html": True}).render(markdown)
+    return html.escape(text, quote=False).replace('"', "&quot;") in rendered
+
+
+def metric(at, label):
+    return next(int(element.value) for element in at.metric if element.label == label)
+
+
+def table(at, column):
+    """The dataframe with this column: neighbours (similarity), a few hops away (path),
+    recommendations (rank)."""
+    return next(frame.value for frame in at.dataframe
+                if column in frame.value.columns)
+
+
+def search(at, query):
+    at.text_input(key="query").input(query).run()
+    assert not at.exception, at.exception
+    return at
+
+
+# -- connection problems --------------------------------------------------------------------------
+
+def test_server_down_is_a_clear_message(monkeypatch):
+    monkeypatch.setenv(state.ENV_SERVER, f"http://127.0.0.1:{closed_port()}")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert any("Cannot reach the server at http://127.0.0.1:" in message
+               for message in texts(at.error))
+    assert "Traceback" not in " ".join(texts(at.error))
+    assert not at.tabs                       # nothing else is drawn without a server
+
+
+def test_missing_model_is_a_clear_message(app, monkeypatch):
+    monkeypatch.setenv(state.ENV_MODEL_NAME, "no_such_model")
+    at = app.run()
+    assert not at.exception
+    message = " ".join(texts(at.error))
+    assert "does not serve a model named" in message and "no_such_model" in message
+
+
+def test_bad_address_is_a_clear_message(app):
+    at = app.run()
+    at.sidebar.text_input(key="server").input("http://").run()
+    assert not at.exception
+    assert any("Cannot talk to the server" in message for message in texts(at.error))
+
+
+# -- the graph ------------------------------------------------------------------------------------
+
+def test_search_draws_the_graph_for_depth_and_fanout(app, client):
+    at = app.run()
+    assert not at.exception
+    assert "towergraph version 1" in at.sidebar.success[0].value.replace("\\", "")
+    first = client.search("Dragon Chronicles 4", 20)[0]
+
+    search(at, "Dragon Chronicles 4")
+    assert at.selectbox(key="match::Dragon Chronicles 4").value == first.item_id
+    assert at.subheader[0].value == first.title
+    expected = build_graph(client, [first.item_id], state.DEFAULT_DEPTH, state.DEFAULT_FANOUT)
+    assert metric(at, "Items") == expected.graph.number_of_nodes()
+
+    at.sidebar.slider(key="depth").set_value(2)
+    at.sidebar.slider(key="fanout").set_value(5).run()
+    expected = build_graph(client, [first.item_id], 2, 5)
+    assert metric(at, "Items") == expected.graph.number_of_nodes()
+    assert metric(at, "Links") == expected.graph.number_of_edges()
+    stats = at.get("markdown")[0].value.replace("\\", "")
+    assert f"{expected.graph.number_of_nodes()} items joined by" in stats
+    assert "Its shape is " in stats
+
+    neighbours = table(at, "similarity")
+    assert len(neighbours) == expected.graph.degree(first.item_id)
+    assert sorted(neighbours["id"]) == sorted(expected.graph.neighbors(first.item_id))
+    far = table(at, "path")
+    assert len(far) == len(expected.nodes_at(2))
+    for _, row in far.iterrows():
+        assert row["path"].startswith(f"{first.title} → ") and row["path"].endswith(row["title"])
+    assert at.query_params["item"] == [first.item_id]
+    downloads = [element for element in at.main if type(element).__name__ == "DownloadButton"]
+    assert [button.label for button in downloads] == ["HTML", "JSON", "GraphML"]
+
+
+def test_recentre_and_go_back(app, client):
+    at = search(app.run(), "Dragon Chronicles 4")
+    centre = at.selectbox(key="match::Dragon Chronicles 4").value
+    recentre = next(box for box in at.selectbox if box.key.startswith("recentre::"))
+    target = build_graph(client, [centre], 2, state.DEFAULT_FANOUT).nodes_at(2)[0]
+    recentre.set_value(target).run()
+    at.button(key="recentre-button").click().run()
+    assert not at.exception
+    title = client.item_info([target])[0].title
+    assert at.subheader[0].value == title
+    assert at.session_state["centre"] == target and at.session_state["trail"] == [centre]
+    assert at.button(key="crumb-0")               # the breadcrumb holds the old centre
+    assert at.query_params["item"] == [target]
+
+    at.button(key="crumb-0").click().run()
+    assert at.session_state["centre"] == centre and at.session_state["trail"] == []
+    assert at.subheader[0].value.replace("\\", "") == client.item_info([centre])[0].title
+
+
+def test_a_link_opens_an_item_and_titles_stay_text(app):
+    app.query_params["item"] = str(tiny_world.HOSTILE_ITEM)
+    at = app.run()
+    assert not at.exception
+    assert at.session_state["centre"] == str(tiny_world.HOSTILE_ITEM)
+    assert shows_as_text(at.subheader[0].value, HOSTILE_TITLE)
+    # Wherever Markdown is rendered, the markup is escaped; elsewhere it is plain text.
+    markdown_kinds = {"Markdown", "Subheader", "Caption", "Info", "Warning", "Error", "Success",
+                      "Title", "Button"}
+    for element in at.main:
+        if type(element).__name__ in markdown_kinds:
+            source = getattr(element, "value", None) or getattr(element, "label", "")
+            assert "<img" not in source.replace("\\<", ""), (element, source)
+
+    at.button(key="recentre-button").click().run()      # move on, then look at the breadcrumb
+    crumb = at.button(key="crumb-0")
+    assert shows_as_text(crumb.label, "The Robot Chronicles 39 <img src=x…")
+
+
+def test_unknown_item_in_a_link_is_a_warning(app):
+    app.query_params["item"] = "no-such-item"
+    at = app.run()
+    assert not at.exception
+    assert any("is not in version 1 of the model" in message
+               for message in texts(at.warning))
+
+
+def test_grpc(standin, monkeypatch):
+    monkeypatch.setenv(state.ENV_SERVER, f"grpc://{standin.grpc_target}")
+    monkeypatch.delenv(state.ENV_PROTOCOL, raising=False)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert at.sidebar.radio(key="protocol").value == "gRPC"
+    search(at, "Robot Chronicles 7")
+    assert at.subheader[0].value == "The Robot Chronicles 7"
+    assert metric(at, "Items") > 1
+
+
+def test_a_new_model_version_is_not_answered_from_the_cache(tiny_model_base, tmp_path,
+                                                            monkeypatch):
+    base = tmp_path / tiny_world.MODEL_NAME
+    shutil.copytree(tiny_model_base / "1", base / "1")
+    calls = []
+    real = data.graph_bundle
+    monkeypatch.setattr(data, "graph_bundle", lambda client, key: calls.append(key) or
+                        real(client, key))
+    with serve_in_process(base, tiny_world.MODEL_NAME, grpc_port=None,
+                          poll_seconds=0) as server:
+        monkeypatch.setenv(state.ENV_SERVER, server.rest_url)
+        at = search(AppTest.from_file(APP, default_timeout=60).run(), "Dragon Chronicles 6")
+        at.sidebar.slider(key="fanout").set_value(3).run()
+        at.sidebar.slider(key="fanout").set_value(state.DEFAULT_FANOUT).run()
+        assert [key.connection.version for key in calls] == [1, 1]    # the third: cached
+
+        shutil.copytree(base / "1", base / "2")
+        server.repository.poll()     # seen once, unchanged the next time: loaded, as TF
+        server.repository.poll()     # Serving waits for a version to be completely written
+        at.run()
+        assert "version 2" in at.sidebar.success[0].value
+        assert [key.connection.version for key in calls] == [1, 1, 2]
+
+
+def test_over_rest_the_app_never_imports_tensorflow(standin):
+    # A fresh interpreter: this one has TensorFlow loaded for the stand-in.
+    script = textwrap.dedent(f"""
+        import os, sys
+        os.environ["TOWERGRAPH_SERVER"] = {standin.rest_url!r}
+        from streamlit.testing.v1 import AppTest
+        at = AppTest.from_file({APP!r}, default_timeout=60).run()
+        at.text_input(key="query").input("Dragon").run()
+        assert not at.exception and at.metric, at
+        at.text_input(key="rec_user").input("u1").run()
+        assert not at.exception and at.dataframe, at
+        loaded = sorted(name for name in sys.modules if name.split(".")[0] in
+                        ("tensorflow", "tensorflow_serving", "grpc", "tfx"))
+        print("LOADED", loaded)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=Path(APP).parents[1])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "LOADED []" in done.stdout, done.stdout
+
+
+# -- recommendations ------------------------------------------------------------------------------
+
+def recommend(at, user="", session_query="", session=()):
+    at.text_input(key="rec_user").input(user)
+    at.text_input(key="rec_query").input(session_query).run()
+    at.multiselect(key="rec_session").set_value(list(session)).run()
+    assert not at.exception, at.exception
+    result = table(at, "rank")
+    return at.info[-1].value.replace("\\", ""), result
+
+
+def test_recommendations_for_user_session_and_both(app, client):
+    at = app.run()
+    at.slider(key="rec_k").set_value(5)
+
+    strategy, result = recommend(at, user="u1")
+    assert strategy.startswith("Strategy: user — from the user's history")
+    assert list(result["id"]) == [item.item_id for item in client.recommend("u1", [], 5).items]
+
+    robots = [item.item_id for item in client.search("Robot Chronicles 1", 3)]
+    assert set(at.multiselect(key="rec_session").options) == set()
+    strategy, result = recommend(at, session_query="Robot Chronicles 1", session=robots[:2])
+    assert strategy.startswith("Strategy: session — from the browsing session alone")
+    assert len(result) == 5 and not set(result["id"]) & set(robots[:2])
+    assert all(genre == "Science Fiction" for genre in result["genres"])
+
+    strategy, result = recommend(at, user="u2", session_query="Robot Chronicles 1",
+                                 session=robots[:2])
+    assert strategy.startswith("Strategy: user+session")
+    expected = client.recommend("u2", robots[:2], 5)
+    assert list(result["id"]) == [item.item_id for item in expected.items]
+
+    # The session is kept while another search offers other items to add.
+    at.text_input(key="rec_query").input("Dragon").run()
+    assert at.multiselect(key="rec_session").value == robots[:2]
+    assert len(at.multiselect(key="rec_session").options) > 2
+
+    strategy, _ = recommend(at, user="nobody", session_query="", session=())
+    assert strategy.startswith("Strategy: popular")
+    assert any("'nobody' is not known" in message for message in
+               (warning.value.replace("\\", "") for warning in at.warning))

@@ -1,0 +1,235 @@
+"""The explorer's logic without Streamlit or a server: navigation, cache keys, wording, escaping,
+and the `towergraph ui` command line."""
+
+import argparse
+import html
+import sys
+
+import networkx as nx
+import pytest
+
+from serving.client import Item, Recommendations
+from serving.graph import SimilarityGraph, graph_stats
+from ui import cli, data, state, views
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def small_graph() -> SimilarityGraph:
+    """a -> b, c (hop 1); b -> d, c -> e (hop 2); d -> f (hop 3)."""
+    graph = nx.Graph()
+    titles = {"a": "Alpha", "b": "Beta", "c": "Gamma *bold*", "d": f"Delta {HOSTILE}",
+              "e": "Epsilon", "f": "Zeta"}
+    paths = {"a": ["a"], "b": ["a", "b"], "c": ["a", "c"], "d": ["a", "b", "d"],
+             "e": ["a", "c", "e"], "f": ["a", "b", "d", "f"]}
+    for node, path in paths.items():
+        graph.add_node(node, title=titles[node], genres="Fantasy|Epic", authors="",
+                       hop=len(path) - 1, path=path)
+    for a, b, score in [("a", "b", 0.9), ("a", "c", 0.8), ("b", "d", 0.7), ("c", "e", 0.6),
+                        ("d", "f", 0.5), ("b", "c", 0.75)]:
+        graph.add_edge(a, b, score=score)
+    return SimilarityGraph(graph, ["a"], depth=3, fanout=2)
+
+
+# -- navigation -----------------------------------------------------------------------------------
+
+def test_navigation_trail_and_way_back():
+    store = {}
+    nav = state.Navigation(store)
+    assert nav.centre is None and nav.trail == []
+    assert nav.go_to("1") and nav.centre == "1" and nav.trail == []
+    assert not nav.go_to("1")                      # already there: nothing changes
+    assert not nav.go_to("") and not nav.go_to(None)
+    nav.go_to("2")
+    nav.go_to("3")
+    assert nav.centre == "3" and nav.trail == ["1", "2"]
+    nav.back_to(0)                                 # like a browser: forget what came after
+    assert nav.centre == "1" and nav.trail == []
+    nav.go_to("2")
+    nav.go_to("3")
+    nav.back()
+    assert nav.centre == "2" and nav.trail == ["1"]
+    nav.go_to("1")                                 # revisiting does not repeat it in the trail
+    assert nav.centre == "1" and nav.trail == ["2"]
+    nav.back_to(5)                                 # out of range: ignored
+    assert nav.centre == "1"
+    assert store == {"centre": "1", "trail": ["2"]}
+
+
+def test_navigation_trail_is_bounded_and_forget_goes_back():
+    nav = state.Navigation({})
+    for item in range(state.TRAIL_LENGTH + 10):
+        nav.go_to(str(item))
+    assert len(nav.trail) == state.TRAIL_LENGTH
+    assert nav.trail[-1] == str(state.TRAIL_LENGTH + 8)
+    before = nav.trail
+    nav.forget()
+    assert nav.centre == before[-1] and nav.trail == before[:-1]
+
+
+# -- settings and cache keys ----------------------------------------------------------------------
+
+def test_settings_from_env():
+    assert state.settings_from_env({}) == ("http://localhost:8501", "REST", "towergraph")
+    assert state.settings_from_env({"TOWERGRAPH_SERVER": "grpc://tf:8500"}).protocol == "gRPC"
+    settings = state.settings_from_env({"TOWERGRAPH_SERVER": "http://tf:8501",
+                                        "TOWERGRAPH_PROTOCOL": "GRPC",
+                                        "TOWERGRAPH_MODEL_NAME": "books"})
+    assert settings == ("http://tf:8501", "gRPC", "books")
+    assert state.settings_from_env({"TOWERGRAPH_PROTOCOL": "carrier-pigeon"}).protocol == "REST"
+    with pytest.raises(ValueError):
+        state.protocol_label("soap")
+
+
+def test_cache_key_holds_the_model_version():
+    v1 = state.connection("http://tf:8501/", "REST", "towergraph", 1)
+    v2 = state.connection("http://tf:8501", "rest", "towergraph", 2)
+    assert v1.server == "http://tf:8501" and v1.protocol == "rest"
+    key = state.graph_key(v1, "7", 2, 5)
+    assert key == state.graph_key(state.connection("http://tf:8501", "REST", "towergraph", 1),
+                                  7, 2, 5)
+    others = {state.graph_key(v2, "7", 2, 5),                  # a new model version
+              state.graph_key(v1, "8", 2, 5), state.graph_key(v1, "7", 3, 5),
+              state.graph_key(v1, "7", 2, 6),
+              state.graph_key(state.connection("http://tf:8501", "REST", "other", 1), "7", 2, 5),
+              state.graph_key(state.connection("grpc://tf:8500", "gRPC", "towergraph", 1),
+                              "7", 2, 5)}
+    assert key not in others and len(others) == 6
+    assert hash(key) == hash(tuple(key))                       # plain tuples: cacheable
+    for depth, fanout in [(0, 5), (5, 5), (2, 0), (2, 21)]:
+        with pytest.raises(ValueError):
+            state.graph_key(v1, "7", depth, fanout)
+
+
+def test_serving_version_is_the_newest_available():
+    assert state.serving_version({1: "AVAILABLE", 3: "AVAILABLE", 4: "LOADING"}) == 3
+    assert state.serving_version({2: "LOADING"}) is None
+    assert state.serving_version({}) is None
+
+
+# -- wording --------------------------------------------------------------------------------------
+
+def test_paths_and_hop_lists():
+    result = small_graph()
+    rows = views.few_hops_rows(result)
+    assert [row["id"] for row in rows] == ["d", "e", "f"]
+    assert rows[0]["path"] == f"Alpha → Beta → Delta {HOSTILE}"
+    assert rows[2] == {"hop": 3, "title": "Zeta", "genres": "Fantasy, Epic", "id": "f",
+                       "path": f"Alpha → Beta → Delta {HOSTILE} → Zeta"}
+    assert views.few_hops_rows(result, min_hop=3)[0]["id"] == "f"
+    neighbours = views.neighbour_rows(result, "a")
+    assert [(row["id"], row["similarity"]) for row in neighbours] == [("b", 0.9), ("c", 0.8)]
+    assert views.neighbour_rows(result, "missing") == []
+    assert views.recentre_choices(result, "a") == ["b", "c", "d", "e", "f"]
+    assert views.node_titles(result)["c"] == "Gamma *bold*"
+
+
+def test_stats_in_words():
+    result = small_graph()
+    sentences = views.describe_stats(graph_stats(result))
+    text = " ".join(sentences)
+    assert sentences[0] == "6 items joined by 6 similarity links."
+    assert sentences[1] == ("By distance: the centre, 2 one hop away, 2 two hops away, "
+                            "1 three hops away.")
+    assert "Its shape is " in text
+    assert "At the edge (three hops away), 100% of the items hang on a single link" in text
+    assert "average similarity of 0.71" in text
+    assert "cut short" not in text
+    result.truncated = "stopped at max_nodes=5 during hop 3"
+    assert views.describe_stats(graph_stats(result))[-1] == \
+        "The graph was cut short: stopped at max_nodes=5 during hop 3."
+
+
+def test_stats_of_a_lonely_item():
+    graph = nx.Graph()
+    graph.add_node("a", title="Alone", genres="", authors="", hop=0, path=["a"])
+    sentences = views.describe_stats(graph_stats(SimilarityGraph(graph, ["a"], 1, 5)))
+    assert sentences == ["1 item joined by 0 similarity links.", "By distance: the centre.",
+                         "The model found no neighbours for this item."]
+
+
+def test_recommendation_wording():
+    items = [Item("3", "Three", "Sci-Fi|Space", "A. Writer", 0.5)]
+    lines = views.describe_recommendations(Recommendations("user+session", True, [], items),
+                                           "u1", ["4"])
+    assert lines == ["Strategy: user+session — from the user's history, steered by the "
+                     "browsing session."]
+    lines = views.describe_recommendations(Recommendations("popular", False, ["zz"], []),
+                                           "nobody", ["zz"])
+    assert lines[0].startswith("Strategy: popular — the most popular items")
+    assert "User 'nobody' is not known" in lines[1]
+    assert lines[2] == "Not known to the model, left out of the session: zz."
+    assert lines[3] == "The model returned no items."
+    assert views.item_rows(items) == [{"rank": 1, "title": "Three", "score": 0.5,
+                                       "genres": "Sci-Fi, Space", "authors": "A. Writer",
+                                       "id": "3"}]
+
+
+# -- titles are data ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("title", [HOSTILE, "*Dune* [link](http://x) `code` # h1",
+                                   "Tom & Jerry: $x^2$ :smile: _under_ <b>bold</b> &amp;",
+                                   "back\\slash | pipe ~strike~", "1. list", "- item",
+                                   "> quote", "Title **</p><script>alert(1)</script>"])
+def test_escaped_titles_render_as_their_own_text(title):
+    # A CommonMark renderer with raw HTML allowed (stricter than Streamlit, which drops HTML
+    # without unsafe_allow_html) must give back exactly the title, as text.
+    from markdown_it import MarkdownIt
+
+    rendered = MarkdownIt("commonmark", {"html": True}).render(views.escape_markdown(title))
+    assert rendered == f"<p>{html.escape(title, quote=False)}</p>\n"
+    assert "<img" not in rendered and "<script" not in rendered
+
+
+def test_escape_markdown_keeps_one_line_and_letters():
+    assert views.escape_markdown("two\nlines") == "two lines"
+    assert views.escape_markdown("Ünïcode 東京") == "Ünïcode 東京"
+
+
+def test_labels_and_shortening():
+    assert views.item_label("7", "Dune") == "Dune (#7)"
+    assert views.item_label("7", "") == "#7"
+    assert views.shorten("a  very   long title indeed", 12) == "a very long…"
+    assert views.shorten("short", 12) == "short"
+    assert views.list_field("a|b||c") == "a, b, c"
+
+
+def test_download_names_are_safe():
+    key = state.graph_key(state.connection("http://x:1", "rest", "m", 1), "../../etc 7", 2, 5)
+    assert data.download_name(key, "html") == "towergraph-______etc_7-depth2-fanout5.html"
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+def parse(*argv):
+    parser = argparse.ArgumentParser()
+    cli.add_ui_command(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["ui", *argv])
+
+
+def test_ui_command_line(monkeypatch):
+    args = parse("--server", "grpc://tf:8500", "--model-name", "books", "--port", "9000",
+                 "--address", "0.0.0.0")
+    assert args.func is cli.run_ui
+    command, env = cli.streamlit_command(args.server, args.protocol, args.model_name,
+                                         args.port, args.address, environ={"PATH": "/bin"})
+    assert command[:5] == [sys.executable, "-m", "streamlit", "run", cli.APP]
+    assert cli.APP.endswith("ui/app.py")
+    flags = dict(zip(command[5::2], command[6::2]))
+    assert flags["--server.port"] == "9000" and flags["--server.address"] == "0.0.0.0"
+    assert flags["--server.headless"] == "true"
+    assert env == {"PATH": "/bin", "TOWERGRAPH_SERVER": "grpc://tf:8500",
+                   "TOWERGRAPH_PROTOCOL": "grpc", "TOWERGRAPH_MODEL_NAME": "books"}
+
+    defaults = parse()
+    assert (defaults.port, defaults.address, defaults.protocol) == (8502, "127.0.0.1", None)
+    assert parse("--protocol", "GRPC").protocol == "grpc"
+    with pytest.raises(SystemExit):
+        parse("--port", "70000")
+
+    calls = []
+    monkeypatch.setattr(cli.subprocess, "call",
+                        lambda command, env: calls.append((command, env)) or 0)
+    assert cli.run_ui(parse("--server", "http://tf:8501")) == 0
+    assert calls[0][1]["TOWERGRAPH_PROTOCOL"] == "rest"
+    assert cli.run_ui(parse("--server", " ")) == 2

@@ -1,0 +1,328 @@
+"""TowerGraph explorer: items like this one, a few hops away, from a served two-tower model.
+
+    streamlit run ui/app.py            # or: towergraph ui --server http://localhost:8501
+
+Defaults come from TOWERGRAPH_SERVER, TOWERGRAPH_PROTOCOL (rest|grpc) and
+TOWERGRAPH_MODEL_NAME. Every request goes through TowerGraphClient; over REST the app never
+imports TensorFlow. Nothing is written to disk: the graph page is built in memory.
+
+Titles are data, not markup: they are shown through dataframes, plain-text widgets, or
+Markdown with every special character escaped (ui.views.escape_markdown).
+"""
+
+import os
+import sys
+
+# `streamlit run ui/app.py` puts ui/ on sys.path, not the project: make `ui` and `serving`
+# importable from a checkout as well as from an installed package.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(1, _ROOT)
+
+import streamlit as st  # noqa: E402
+
+from serving.client import (ModelNotFound, ServerUnavailable, ServingError,  # noqa: E402
+                            UnknownItems)
+from serving.graph import MAX_DEPTH, MAX_FANOUT  # noqa: E402
+from ui import data, state, views  # noqa: E402
+from ui.views import escape_markdown as md  # noqa: E402
+
+CRUMBS_SHOWN = 6
+HOP_LEGEND = ("Colour by hop: red = centre, orange = one hop, green = two, blue = three, "
+              "purple = four. Size: number of links. Edge width: similarity. Hover a node or a "
+              "link for details; drag to move, scroll to zoom.")
+
+
+# -- cached requests ------------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def client_for(server: str, protocol: str, model_name: str):
+    return data.open_client(server, protocol, model_name)
+
+
+def _client(conn: state.Connection):
+    return client_for(conn.server, conn.protocol, conn.model_name)
+
+
+@st.cache_data(show_spinner="Building the graph…", max_entries=64)
+def cached_graph(key: state.GraphKey) -> data.GraphBundle:
+    """Keyed by (server, protocol, model name, model version, item, depth, fanout)."""
+    return data.graph_bundle(_client(key.connection), key)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def cached_search(conn: state.Connection, query: str):
+    return data.search(_client(conn), query)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def cached_recommend(conn: state.Connection, user_id: str, session: tuple, k: int):
+    return data.recommend(_client(conn), user_id, list(session), k)
+
+
+# -- connection -----------------------------------------------------------------------------------
+
+def connect(server: str, protocol: str, model_name: str):
+    """(Connection, status) or (None, a message for the reader)."""
+    server, model_name = server.strip(), model_name.strip()
+    if not server:
+        return None, "Enter the address of a TF Serving server, e.g. http://localhost:8501."
+    if not model_name:
+        return None, "Enter the name of the served model (towergraph by default)."
+    try:
+        status = client_for(server, protocol.lower(), model_name).status()
+    except ServerUnavailable as error:
+        return None, f"Cannot reach the server at {server} ({protocol}): {error}. Is TF " \
+                     f"Serving running there, and is the address right?"
+    except ModelNotFound as error:
+        return None, f"The server at {server} does not serve a model named {model_name!r}: " \
+                     f"{error}"
+    except ImportError as error:
+        return None, f"gRPC needs TensorFlow and tensorflow-serving-api, which this " \
+                     f"installation lacks ({error}). Use REST."
+    except Exception as error:  # a wrong address can fail in many ways; none is a traceback
+        return None, f"Cannot talk to the server at {server} ({protocol}): " \
+                     f"{type(error).__name__}: {error}"
+    version = state.serving_version(status)
+    if version is None:
+        states = ", ".join(f"version {v}: {s}" for v, s in sorted(status.items())) or "none"
+        return None, f"Model {model_name!r} has no available version yet ({states})."
+    return state.connection(server, protocol, model_name, version), status
+
+
+def sidebar(settings: state.Settings):
+    with st.sidebar:
+        st.header("Connection")
+        server = st.text_input("Server", settings.server, key="server",
+                               help="http://host:8501 for REST, grpc://host:8500 for gRPC")
+        protocol = st.radio("Protocol", state.PROTOCOLS, horizontal=True, key="protocol",
+                            index=state.PROTOCOLS.index(settings.protocol))
+        model_name = st.text_input("Model name", settings.model_name, key="model_name")
+        conn, status = connect(server, protocol, model_name)
+        with st.container(key="model_status"):
+            if conn is None:
+                st.error(md(status))
+            else:
+                st.success(md(data.describe_status(conn, status, conn.version)))
+        st.header("Graph")
+        depth = st.slider("Depth: hops from the centre", 1, MAX_DEPTH, state.DEFAULT_DEPTH,
+                          key="depth")
+        fanout = st.slider("Fan-out: neighbours per item", 1, MAX_FANOUT,
+                           state.DEFAULT_FANOUT, key="fanout")
+    return conn, (None if conn else status), depth, fanout
+
+
+# -- the graph tab --------------------------------------------------------------------------------
+
+def _titles() -> dict:
+    return st.session_state.setdefault("titles", {})
+
+
+def _labeller(item_ids, suffix=None):
+    """A format_func over a snapshot of the titles known now (it may be called after the run)."""
+    titles = _titles()
+    labels = {item_id: views.item_label(item_id, titles.get(item_id, ""))
+              + (suffix(item_id) if suffix else "") for item_id in item_ids}
+    return lambda item_id: labels.get(item_id, str(item_id))
+
+
+def _remember(items) -> None:
+    _titles().update({item.item_id: item.title for item in items})
+
+
+def find_item(conn: state.Connection, nav: state.Navigation) -> None:
+    query = st.text_input("Find an item by title", key="query",
+                          placeholder="a few words of a title, then Enter")
+    if not query.strip():
+        return
+    try:
+        matches = cached_search(conn, query)
+    except ServingError as error:
+        st.error(md(f"Search failed: {error}"))
+        return
+    if not matches:
+        st.info(md(f"No title matches {query.strip()!r}."))
+        return
+    _remember(matches)
+    ids = [item.item_id for item in matches]
+    picked = st.selectbox(f"Matches ({len(matches)}): pick one to centre the graph on", ids,
+                          format_func=_labeller(ids), key=f"match::{query}")
+    # A new pick (a new query's best match, or another match) moves the centre; re-centring
+    # in the graph leaves the pick alone, so it does not pull the centre back.
+    if picked != st.session_state.get("picked"):
+        st.session_state["picked"] = picked
+        nav.go_to(picked)
+
+
+def _recentre(nav: state.Navigation, widget_key: str) -> None:
+    nav.go_to(st.session_state.get(widget_key))
+
+
+def breadcrumb(nav: state.Navigation) -> None:
+    trail = nav.trail
+    if not trail:
+        return
+    st.caption("Earlier centres (click to go back):")
+    label = _labeller(trail)
+    with st.container(key="breadcrumb", horizontal=True):
+        first = max(0, len(trail) - CRUMBS_SHOWN)
+        if first:
+            st.button("…", key="crumb-more", disabled=True)
+        for index in range(first, len(trail)):
+            st.button(md(views.shorten(label(trail[index]), 36)), key=f"crumb-{index}",
+                      on_click=nav.back_to, args=(index,), icon=":material/undo:")
+
+
+def graph_panel(bundle: data.GraphBundle, key: state.GraphKey, nav: state.Navigation) -> None:
+    result, stats, centre = bundle.result, bundle.stats, bundle.centre
+    info = result.graph.nodes[centre]
+    with st.container(key="centre"):
+        st.subheader(md(info["title"]))
+        details = [views.list_field(info.get(field, "")) for field in ("authors", "genres")]
+        st.caption(md(" · ".join([f"item {centre}"] + [part for part in details if part])))
+    breadcrumb(nav)
+
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        with st.container(key="graph"):
+            if hasattr(st, "iframe"):
+                st.iframe(bundle.html, height=data.GRAPH_HEIGHT_PX + 20)
+            else:  # Streamlit before st.iframe
+                import streamlit.components.v1 as components
+                components.html(bundle.html, height=data.GRAPH_HEIGHT_PX + 20)
+        st.caption(HOP_LEGEND)
+    with right:
+        with st.container(key="stats"):
+            items, links, similarity = st.columns(3)
+            items.metric("Items", stats["nodes"])
+            links.metric("Links", stats["edges"])
+            similarity.metric("Mean similarity", f"{stats['mean_score']:.2f}")
+            st.markdown("\n".join(f"- {md(sentence)}"
+                                  for sentence in views.describe_stats(stats)))
+        choices = views.recentre_choices(result, centre)
+        if choices:
+            hops = {node: result.graph.nodes[node]["hop"] for node in choices}
+            pick_key = f"recentre::{key.item}::{key.depth}::{key.fanout}"
+            with st.container(key="recentre"):
+                st.selectbox("Re-centre on", choices, key=pick_key,
+                             format_func=_labeller(choices, lambda node: f" · hop {hops[node]}"))
+                st.button("Re-centre the graph", key="recentre-button", type="primary",
+                          on_click=_recentre, args=(nav, pick_key))
+        st.caption("Download this graph:")
+        html_col, json_col, graphml_col = st.columns(3)
+        html_col.download_button("HTML", bundle.html, data.download_name(key, "html"),
+                                 "text/html", key="download-html", on_click="ignore")
+        json_col.download_button("JSON", bundle.json, data.download_name(key, "json"),
+                                 "application/json", key="download-json", on_click="ignore")
+        graphml_col.download_button("GraphML", bundle.graphml,
+                                    data.download_name(key, "graphml"),
+                                    "application/graphml+xml", key="download-graphml",
+                                    on_click="ignore")
+
+    neighbours, far = st.columns(2, gap="medium")
+    with neighbours:
+        st.markdown("**Direct neighbours**")
+        rows = views.neighbour_rows(result, centre)
+        if rows:
+            st.dataframe(rows, hide_index=True, key="neighbours", column_config={
+                "similarity": st.column_config.ProgressColumn(
+                    "similarity", format="%.3f", min_value=0.0, max_value=1.0)})
+        else:
+            st.text("The model found no neighbours.")
+    with far:
+        st.markdown("**A few hops away**")
+        rows = views.few_hops_rows(result)
+        if rows:
+            st.dataframe(rows, hide_index=True, key="few-hops")
+        else:
+            st.text("Nothing two or more hops away: raise the depth to see further.")
+
+
+def graph_tab(conn: state.Connection, depth: int, fanout: int, nav: state.Navigation) -> None:
+    find_item(conn, nav)
+    if nav.centre is None:
+        st.info("Search for a title above: the graph of items like it appears here.")
+        return
+    key = state.graph_key(conn, nav.centre, depth, fanout)
+    try:
+        bundle = cached_graph(key)
+    except UnknownItems:
+        st.warning(md(f"Item {nav.centre!r} is not in version {conn.version} of the model; "
+                      f"going back."))
+        nav.forget()
+        return
+    except ServingError as error:
+        st.error(md(f"Could not build the graph: {error}"))
+        return
+    _titles().update(views.node_titles(bundle.result))
+    if st.query_params.get("item") != nav.centre:
+        st.query_params["item"] = nav.centre  # a link to this centre: ?item=ID
+    graph_panel(bundle, key, nav)
+
+
+# -- the recommendations tab ----------------------------------------------------------------------
+
+def recommendations_tab(conn: state.Connection) -> None:
+    st.markdown("Recommendations for a known user, for a browsing session (a cold start), "
+                "or for both. With neither, the model falls back to popular items.")
+    user_col, session_col = st.columns([1, 2], gap="medium")
+    with user_col:
+        user_id = st.text_input("User id", key="rec_user",
+                                placeholder="an id from the training data")
+        k = st.slider("How many", 1, 20, 10, key="rec_k")
+    with session_col:
+        query = st.text_input("Find browsed items by title", key="rec_query",
+                              placeholder="a few words of a title, then Enter")
+        selected = list(st.session_state.get("rec_session", []))
+        options = list(selected)
+        if query.strip():
+            try:
+                matches = cached_search(conn, query)
+            except ServingError as error:
+                st.error(md(f"Search failed: {error}"))
+                matches = []
+            _remember(matches)
+            options += [item.item_id for item in matches if item.item_id not in options]
+            if not matches:
+                st.caption(md(f"No title matches {query.strip()!r}."))
+        session = st.multiselect("Session: items browsed", options,
+                                 format_func=_labeller(options),
+                                 key="rec_session", max_selections=50,
+                                 placeholder="search above, then pick items")
+    try:
+        recs = cached_recommend(conn, user_id.strip(), tuple(session), k)
+    except ServingError as error:
+        st.error(md(f"Could not get recommendations: {error}"))
+        return
+    _remember(recs.items)
+    with st.container(key="rec-result"):
+        lines = views.describe_recommendations(recs, user_id.strip(), session)
+        st.info(md(lines[0]))
+        for line in lines[1:]:
+            st.warning(md(line))
+        if recs.items:
+            st.dataframe(views.item_rows(recs.items), hide_index=True, key="recommendations")
+
+
+# -- the page -------------------------------------------------------------------------------------
+
+def main() -> None:
+    st.set_page_config(page_title="TowerGraph explorer", page_icon=":material/hub:",
+                       layout="wide")
+    nav = state.Navigation(st.session_state)
+    if not st.session_state.get("started"):
+        st.session_state["started"] = True
+        nav.go_to(st.query_params.get("item"))  # a shared link: ?item=ID
+    conn, problem, depth, fanout = sidebar(state.settings_from_env())
+    st.title("TowerGraph explorer")
+    if conn is None:
+        st.error(md(problem))
+        return
+    graph, recommendations = st.tabs(["Similarity graph", "Recommendations"])
+    with graph:
+        graph_tab(conn, depth, fanout, nav)
+    with recommendations:
+        recommendations_tab(conn)
+
+
+main()

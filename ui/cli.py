@@ -1,0 +1,89 @@
+"""`towergraph ui`: the Streamlit graph explorer (ui/app.py) for a served model.
+
+    towergraph ui --server http://localhost:8501 [--protocol rest|grpc] [--model-name towergraph]
+                  [--port 8502] [--address 127.0.0.1]
+
+Runs `streamlit run ui/app.py`; the connection settings reach the app as TOWERGRAPH_SERVER,
+TOWERGRAPH_PROTOCOL and TOWERGRAPH_MODEL_NAME (the defaults of its connection panel).
+"""
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from ui import state
+
+APP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app.py")
+DEFAULT_PORT = 8502
+DEFAULT_ADDRESS = "127.0.0.1"
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be between 1 and 65535, not {port}")
+    return port
+
+
+def add_ui_command(subparsers) -> None:
+    ui = subparsers.add_parser(
+        "ui", help="explore a served model's similarity graph in the browser (Streamlit)",
+        description="Runs the Streamlit graph explorer (ui/app.py) against a TF Serving "
+                    "server: search a title, draw the items like it a few hops away, "
+                    "re-centre, download the graph, try recommendations.")
+    ui.add_argument("--server", default=os.environ.get(state.ENV_SERVER, state.DEFAULT_SERVER),
+                    help="http://host:8501 (REST) or grpc://host:8500 (gRPC); "
+                         f"default ${state.ENV_SERVER} or {state.DEFAULT_SERVER}")
+    ui.add_argument("--protocol", choices=("rest", "grpc"), type=str.lower,
+                    help="default: gRPC for a grpc:// address, REST otherwise")
+    ui.add_argument("--model-name", default=state.DEFAULT_MODEL_NAME,
+                    help=f"the served model's name (default {state.DEFAULT_MODEL_NAME})")
+    ui.add_argument("--port", type=_port, default=DEFAULT_PORT,
+                    help=f"port the explorer listens on (default {DEFAULT_PORT})")
+    ui.add_argument("--address", default=DEFAULT_ADDRESS,
+                    help=f"address the explorer listens on (default {DEFAULT_ADDRESS}; "
+                         f"0.0.0.0 for every interface)")
+    ui.set_defaults(func=run_ui)
+
+
+def streamlit_command(server: str, protocol: Optional[str] = None,
+                      model_name: str = state.DEFAULT_MODEL_NAME, port: int = DEFAULT_PORT,
+                      address: str = DEFAULT_ADDRESS, python: str = sys.executable,
+                      environ: Mapping[str, str] = os.environ
+                      ) -> Tuple[List[str], Dict[str, str]]:
+    """The `streamlit run` command line and its environment."""
+    command = [python, "-m", "streamlit", "run", APP,
+               "--server.port", str(port), "--server.address", address,
+               "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               # No file watcher: nothing to reload in use, and none to start in a container.
+               "--server.fileWatcherType", "none",
+               # A reader's toolbar: no deploy button or developer menu.
+               "--client.toolbarMode", "viewer"]
+    env = dict(environ)
+    env.update({state.ENV_SERVER: server,
+                state.ENV_PROTOCOL: state.protocol_label(protocol, server).lower(),
+                state.ENV_MODEL_NAME: model_name})
+    return command, env
+
+
+def run_ui(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("streamlit") is None:
+        print("error: the explorer needs streamlit (pip install streamlit)", file=sys.stderr)
+        return 1
+    if not args.server.strip() or not args.model_name.strip():
+        print("error: --server and --model-name must not be empty", file=sys.stderr)
+        return 2
+    command, env = streamlit_command(args.server.strip(), args.protocol, args.model_name.strip(),
+                                     args.port, args.address)
+    print(f"TowerGraph explorer: http://{args.address}:{args.port}  (model "
+          f"{args.model_name!r} at {args.server}; Ctrl-C stops it)", file=sys.stderr)
+    try:
+        return subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        return 130
