@@ -15,7 +15,10 @@ WORK ?= work
 TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 
-install: $(STAMP) $(TOOLS_STAMP)
+BROWSER_STAMP := $(VENV)/.browser-installed
+UI ?= 1
+
+install: $(STAMP) $(TOOLS_STAMP) $(BROWSER_STAMP)
 
 # The TFX 1.16 stack declares Requires-Python <3.11 but runs on 3.11: install the lock that
 # was resolved for 3.10 without pip's resolver, then the project itself (README, "Install").
@@ -34,6 +37,14 @@ $(TOOLS_STAMP): requirements/tools.txt
 	$(TOOLS_VENV)/bin/pip install --quiet -r requirements/tools.txt
 	touch $(TOOLS_STAMP)
 
+# The browser test drives Debian's Chromium with Playwright (never `playwright install`,
+# which downloads a browser of its own).
+$(BROWSER_STAMP): requirements/browser.txt $(STAMP)
+	$(BIN)/pip install --quiet --no-deps -r requirements/browser.txt
+	test -x /usr/bin/chromium || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	touch $@
+
 demo: install
 ifeq ($(strip $(DATA)),)
 	@echo "make demo: no DATA given, so the demo uses a SYNTHETIC catalog (made-up items in"
@@ -44,6 +55,13 @@ else
 		--top-items $(TOP_ITEMS)
 endif
 	$(BIN)/towergraph run --data $(WORK)/data --output $(WORK)/run
+ifneq ($(UI),0)
+	@echo "make demo: serving the model and opening the explorer on http://127.0.0.1:8502"
+	@echo "           (Ctrl-C stops both; make demo UI=0 skips this step)"
+	$(BIN)/towergraph serve --model-dir $(WORK)/run/serving & server=$$!; \
+		trap 'kill $$server' EXIT INT TERM; \
+		$(BIN)/towergraph ui --server http://127.0.0.1:8501
+endif
 
 test: install
 	$(BIN)/python -m pytest tests -q

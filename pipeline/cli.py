@@ -2,8 +2,10 @@
 
     towergraph data prepare|synthetic|download ...   prepared data for the pipeline
     towergraph run --data DIR --output DIR           the TFX pipeline, locally
+    towergraph vertex compile|submit ...             the same pipeline on Vertex AI Pipelines
     towergraph serve --model-dir work/run/serving     TF Serving, or its local stand-in
     towergraph graph --server URL --title TEXT       a similarity graph from a served model
+    towergraph ui --server URL                       the graph explorer (Streamlit)
 
 Every pipeline and model setting is also a flag of `run` (generated from the config classes,
 so the flags, the YAML file and the README's table cannot drift apart).
@@ -16,8 +18,10 @@ from typing import Any, Dict, List, Optional
 
 from pipeline.config import PipelineConfig, load_config
 from pipeline.data.cli import add_data_commands
+from pipeline.vertex_cli import add_vertex_command
 from serving.graph_cli import add_graph_command
 from serving.serve_cli import add_serve_command
+from ui.cli import add_ui_command
 from trainer.config import ModelConfig, settings
 
 # Settings that make no sense as flags of `run` (--data and --output cover the paths).
@@ -115,8 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_data_commands(subparsers)
     _add_run_command(subparsers)
+    add_vertex_command(subparsers)
     add_serve_command(subparsers)
     add_graph_command(subparsers)
+    add_ui_command(subparsers)
     return parser
 
 
