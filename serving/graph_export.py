@@ -58,7 +58,10 @@ def to_html(result: SimilarityGraph, height: str = "720px") -> str:
                          color=HOP_COLOURS[min(data["hop"], len(HOP_COLOURS) - 1)],
                          size=10 + 3 * graph.degree(node), hop=data["hop"])
     for a, b, data in graph.edges(data=True):
-        network.add_edge(a, b, value=max(data["score"], 0.0), title=f"cosine {data['score']:.3f}")
+        # A fixed width per score: vis would stretch "value" from the thinnest to the thickest
+        # edge, and neighbour scores are often all within a few hundredths.
+        network.add_edge(a, b, width=1 + 3 * max(data["score"], 0.0),
+                         title=f"cosine {data['score']:.3f}")
     network.toggle_physics(True)
     page = _CDN_TAGS.sub("", network.generate_html(notebook=False))
     if re.search(r'(src|href)="https?://', page):
