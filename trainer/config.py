@@ -52,7 +52,7 @@ class ModelConfig:
     query_layers: Tuple[int, ...] = setting((), "hidden ReLU layer sizes of the user tower")
     candidate_layers: Tuple[int, ...] = setting((128,), "hidden ReLU layer sizes of the item "
                                                 "tower (id + title words + genres/authors)")
-    temperature: float = setting(0.1, "logits are cosines divided by this; lower is sharper")
+    temperature: float = setting(0.2, "logits are cosines divided by this; lower is sharper")
     logq_correction: bool = setting(True, "correct in-batch negatives for popular items being "
                                     "sampled more often (subtract log sampling probability)")
     learning_rate: float = setting(0.1, "Adagrad learning rate")
