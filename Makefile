@@ -9,6 +9,7 @@ DATA ?=
 FORMAT ?= movielens
 TOP_ITEMS ?= 0
 WORK ?= work
+ML_100K ?= ../shared/data/ml-100k
 
 .PHONY: install demo test bench clean
 
@@ -68,8 +69,13 @@ test: install
 
 # The benchmarks behind the README's numbers (minutes; not part of `make test`).
 bench: install
+	$(BIN)/pip install --quiet --no-deps -r requirements/bench.txt
+	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/pipeline_run.py --json bench/results/pipeline.json
-	$(BIN)/python bench/serving.py --model-dir $(WORK)/run/serving --json bench/results/serving.json
+	$(BIN)/towergraph data prepare --format movielens --input $(ML_100K) --output $(WORK)/bench/data
+	$(BIN)/towergraph run --data $(WORK)/bench/data --output $(WORK)/bench/run
+	$(BIN)/python bench/serving.py --model-dir $(WORK)/bench/run/serving \
+		--json bench/results/serving.json
 
 clean:
 	rm -rf $(WORK) .pytest_cache
