@@ -1,0 +1,354 @@
+"""How data preparation, Transform and training grow with the number of ratings.
+
+    .venv/bin/python bench/scale.py [--sizes 1m,3m] [--json bench/results/scale.json]
+    .venv/bin/python bench/scale.py --sizes 1m,3m,6m            # goodbooks-10k size too (long)
+    .venv/bin/python bench/scale.py --sizes 6m --steps generate,train   # 6M without Beam
+
+Data: the synthetic catalogue (pipeline.data.generate_synthetic) shaped like goodbooks-10k:
+10,000 items, 113 ratings per user, users = ratings / 113 (6m: 53,100 users, 6.0M ratings).
+
+Steps, each in its own subprocess so that its peak memory is its own:
+  generate   generate_synthetic writing the prepared layout (what `data prepare` writes)
+  transform  the real pipeline (pipeline.definition.create_pipeline) cut after Transform:
+             CsvExampleGen -> StatisticsGen -> SchemaGen -> Transform, LocalDagRunner, Beam
+             DirectRunner as configured (multi_processing, one worker per core), no cache
+  train      what the Trainer's run_fn does before exporting: vocabularies from Transform's
+             output, build_catalog over the transformed training split, compile_model, then
+             ONE epoch of fit on the transformed examples (default ModelConfig), timed
+Peak memory is the largest resident set of the step's process tree (the step and, for Beam,
+its worker processes), sampled every 0.2 s with psutil; `self max RSS` is getrusage's.
+Growth: for each quantity, the exponent b of time ~ size^b between consecutive sizes, also
+given as the factor per doubling (2^b): 2.0 is linear.
+"""
+
+import argparse
+import glob
+import json
+import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+ITEMS = 10_000
+RATINGS_PER_USER = 113  # goodbooks-10k: 5,976,479 ratings / 53,424 users
+SEED = 42
+STEPS = ("generate", "transform", "train")
+SAMPLE_SECONDS = 0.2
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().lower()
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    return int(float(text[:-1] if scale > 1 else text) * scale)
+
+
+def users_for(ratings: int) -> int:
+    return max(1, round(ratings / RATINGS_PER_USER))
+
+
+# --- steps (run in a child process: bench/scale.py --step NAME --work DIR --size N) ------------
+
+def step_generate(work: str, size: int) -> Dict:
+    from pipeline.data import generate_synthetic
+
+    started = time.perf_counter()
+    manifest = generate_synthetic(os.path.join(work, "data"), users=users_for(size),
+                                  items=ITEMS, ratings_per_user=RATINGS_PER_USER, seed=SEED)
+    seconds = time.perf_counter() - started
+    csv_bytes = os.path.getsize(os.path.join(work, "data", "interactions",
+                                             "interactions.csv"))
+    return {"seconds": seconds, "ratings": manifest["counts"]["ratings"],
+            "users": manifest["counts"]["users"], "items": manifest["counts"]["items"],
+            "csv_mb": csv_bytes / 2 ** 20}
+
+
+def _component_seconds(metadata_path: str) -> Dict[str, float]:
+    from ml_metadata.metadata_store import metadata_store
+    from tfx.orchestration import metadata
+
+    store = metadata_store.MetadataStore(
+        metadata.sqlite_metadata_connection_config(metadata_path))
+    types = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
+    return {types[e.type_id]: (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1e3
+            for e in sorted(store.get_executions(), key=lambda e: e.id)}
+
+
+def step_transform(work: str, size: int) -> Dict:
+    from tfx import v1 as tfx
+
+    from pipeline.config import load_config
+    from pipeline.definition import create_pipeline, local_beam_args
+
+    config = load_config(None, data_dir=os.path.join(work, "data"),
+                         output_dir=os.path.join(work, "run"))
+    full = create_pipeline(config, beam_pipeline_args=local_beam_args(config),
+                           enable_cache=False)
+    wanted = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "Transform")
+    components = [c for c in full.components if c.id in wanted]
+    if [c.id for c in components] != list(wanted):
+        raise RuntimeError(f"pipeline components changed: {[c.id for c in full.components]}")
+    for component in components:  # cut the links to the components left out
+        for downstream in list(component.downstream_nodes):
+            if downstream not in components:
+                component.remove_downstream_node(downstream)
+    cut = tfx.dsl.Pipeline(pipeline_name=config.pipeline_name, pipeline_root=config.root,
+                           components=components, enable_cache=False,
+                           metadata_connection_config=tfx.orchestration.metadata
+                           .sqlite_metadata_connection_config(config.metadata),
+                           beam_pipeline_args=local_beam_args(config))
+    started = time.perf_counter()
+    tfx.orchestration.LocalDagRunner().run(cut)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "components": _component_seconds(config.metadata),
+            "beam_args": local_beam_args(config)}
+
+
+def _latest(pattern: str) -> str:
+    paths = sorted(glob.glob(pattern), key=os.path.getmtime)
+    if not paths:
+        raise FileNotFoundError(f"nothing matches {pattern}: run the transform step first")
+    return paths[-1]
+
+
+def step_train(work: str, size: int) -> Dict:
+    import trainer  # noqa: F401  (TF_USE_LEGACY_KERAS)
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from trainer.catalog import build_catalog
+    from trainer.config import ModelConfig
+    from trainer.dataset import as_numpy, keep_items, read_batches
+    from trainer.features import ITEM_ID
+    from trainer.model import compile_model
+    from trainer.run import _SCAN_BATCH, _vocabulary, load_vocabularies
+
+    root = os.path.join(work, "run", "pipeline_root", "Transform")
+    transform_output = tft.TFTransformOutput(_latest(os.path.join(root, "transform_graph",
+                                                                  "*")))
+    examples = _latest(os.path.join(root, "transformed_examples", "*"))
+    train_files = os.path.join(examples, "Split-train", "*")
+    feature_spec = transform_output.transformed_feature_spec()
+    config = ModelConfig()
+
+    started = time.perf_counter()
+    vocabularies = load_vocabularies(transform_output)
+    catalog = build_catalog(as_numpy(read_batches(train_files, feature_spec, _SCAN_BATCH)),
+                            _vocabulary(transform_output, ITEM_ID))
+    model = compile_model(vocabularies, catalog, config)
+    dataset = keep_items(read_batches(train_files, feature_spec, config.batch_size,
+                                      shuffle=True, seed=config.seed), catalog.item_ids)
+    setup = time.perf_counter() - started
+
+    class Clock(tf.keras.callbacks.Callback):
+        """Batch end times: the steady-state rate leaves out the first batches (tracing)."""
+
+        def __init__(self):
+            super().__init__()
+            self.times: List[float] = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.times.append(time.perf_counter())
+
+    clock = Clock()
+    fit_started = time.perf_counter()
+    model.fit(dataset, epochs=1, verbose=0, callbacks=[clock])
+    epoch = time.perf_counter() - fit_started
+    examples_seen = int(catalog.counts.sum())
+    warm = min(20, len(clock.times) // 4)
+    steady = ((len(clock.times) - warm) * config.batch_size
+              / (clock.times[-1] - clock.times[warm - 1])) if warm else None
+    return {"setup_seconds": setup, "epoch_seconds": epoch, "examples": examples_seen,
+            "batches": len(clock.times), "examples_per_second": examples_seen / epoch,
+            "steady_examples_per_second": steady, "catalog_items": len(catalog),
+            "users": len(vocabularies.users), "title_tokens": len(vocabularies.title_tokens)}
+
+
+STEP_FUNCTIONS = {"generate": step_generate, "transform": step_transform, "train": step_train}
+
+
+def run_child(step: str, work: str, size: int, result_path: str) -> None:
+    result = STEP_FUNCTIONS[step](work, size)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["self_max_rss_mb"] = usage.ru_maxrss / 1024
+    result["children_max_rss_mb"] = children.ru_maxrss / 1024
+    Path(result_path).write_text(json.dumps(result))
+
+
+# --- the parent: one subprocess per step, peak memory of its process tree ---------------------
+
+def run_step(step: str, work: str, size: int, log) -> Dict:
+    import psutil
+
+    result_path = os.path.join(work, f"{step}.json")
+    command = [sys.executable, __file__, "--step", step, "--work", work, "--size", str(size)]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    process = psutil.Process(child.pid)
+    peak = 0
+    while child.poll() is None:
+        total = 0
+        try:
+            tree = [process] + process.children(recursive=True)
+        except psutil.NoSuchProcess:
+            tree = []
+        for member in tree:
+            try:
+                total += member.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        peak = max(peak, total)
+        time.sleep(SAMPLE_SECONDS)
+    wall = time.perf_counter() - started
+    if child.returncode != 0:
+        raise RuntimeError(f"step {step} at {size:,} ratings failed (exit {child.returncode}); "
+                           f"see {log.name}")
+    result = json.loads(Path(result_path).read_text())
+    result["wall_seconds"] = wall
+    # Sampling can miss a short spike; the step process's own getrusage peak cannot.
+    result["peak_tree_rss_mb"] = max(peak / 2 ** 20, result["self_max_rss_mb"])
+    return result
+
+
+def growth(sizes: List[int], values: List[float]) -> List[str]:
+    """Per doubling factor between consecutive sizes: 2^b where value ~ size^b."""
+    factors = []
+    for (a, va), (b, vb) in zip(zip(sizes, values), zip(sizes[1:], values[1:])):
+        if not (va and vb and va > 0 and vb > 0):
+            factors.append("n/a")
+            continue
+        exponent = math.log(vb / va) / math.log(b / a)
+        factors.append(f"x{2 ** exponent:.2f}")
+    return factors
+
+
+def report(results: Dict[str, Dict], sizes: List[int]) -> str:
+    labels = list(results)
+    rows = []  # (quantity, values per size)
+
+    def value(label, step, key):
+        return results[label].get(step, {}).get(key)
+
+    def add(name, step, key, fmt):
+        rows.append((name, [value(label, step, key) for label in labels], fmt))
+
+    add("ratings", "generate", "ratings", "{:,.0f}")
+    add("users", "generate", "users", "{:,.0f}")
+    add("generate: wall s", "generate", "wall_seconds", "{:.1f}")
+    add("generate: peak MB", "generate", "peak_tree_rss_mb", "{:,.0f}")
+    add("interactions.csv MB", "generate", "csv_mb", "{:,.0f}")
+    for component in ("CsvExampleGen", "StatisticsGen", "SchemaGen", "Transform"):
+        rows.append((f"  {component} s",
+                     [(results[label].get("transform", {}).get("components") or {})
+                      .get(component) for label in labels], "{:.1f}"))
+    add("transform: wall s", "transform", "wall_seconds", "{:.1f}")
+    add("transform: peak MB", "transform", "peak_tree_rss_mb", "{:,.0f}")
+    add("train: setup s", "train", "setup_seconds", "{:.1f}")
+    add("train: 1 epoch s", "train", "epoch_seconds", "{:.1f}")
+    add("train: examples/s", "train", "examples_per_second", "{:,.0f}")
+    add("train: steady ex/s", "train", "steady_examples_per_second", "{:,.0f}")
+    add("train: peak MB", "train", "peak_tree_rss_mb", "{:,.0f}")
+
+    width = 14
+    header = f"{'':<22}" + "".join(f"{label:>{width}}" for label in labels)
+    if len(labels) > 1:
+        header += "".join(f"{f'{a}->{b}':>{width}}" for a, b in zip(labels, labels[1:]))
+    lines = [header]
+    for name, values, fmt in rows:
+        if all(v is None for v in values):
+            continue
+        line = f"{name:<22}" + "".join(
+            f"{'n/a' if v is None else fmt.format(v):>{width}}" for v in values)
+        if len(labels) > 1 and name not in ("ratings", "users"):
+            line += "".join(f"{g:>{width}}" for g in growth(sizes, values))
+        lines.append(line)
+    if len(labels) > 1:
+        lines.append("columns a->b: growth per doubling of ratings (x2.00 = linear)")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1m,3m", help="ratings per run: 1m,3m,6m, 500k...")
+    parser.add_argument("--steps", default=",".join(STEPS),
+                        help="generate,transform,train (train needs transform)")
+    parser.add_argument("--json", default=str(Path(__file__).resolve().parent / "results"
+                                              / "scale.json"))
+    parser.add_argument("--work", help="scratch folder (default: a new temporary one, removed "
+                        "after each size unless --keep)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch data")
+    parser.add_argument("--step", choices=STEPS, help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.step:  # a child
+        run_child(args.step, args.work, args.size, os.path.join(args.work, f"{args.step}.json"))
+        return
+
+    steps = [step for step in args.steps.split(",") if step]
+    unknown = sorted(set(steps) - set(STEPS))
+    if unknown:
+        parser.error(f"unknown steps {unknown}")
+    if "train" in steps and "transform" not in steps:
+        parser.error("train reads Transform's output: include transform")
+    labels = [label.strip().lower() for label in args.sizes.split(",") if label.strip()]
+    sizes = [parse_size(label) for label in labels]
+    base = args.work or tempfile.mkdtemp(prefix="towergraph-scale-")
+    os.makedirs(base, exist_ok=True)
+    print(f"scratch: {base}; {os.cpu_count()} cores; steps {steps}", flush=True)
+
+    results: Dict[str, Dict] = {}
+    started = time.perf_counter()
+    for label, size in zip(labels, sizes):
+        work = os.path.join(base, label)
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work)
+        results[label] = {"size": size}
+        with open(os.path.join(base, f"{label}.log"), "w") as log:
+            for step in steps:
+                result = run_step(step, work, size, log)
+                results[label][step] = result
+                print(f"{label} {step}: {result['wall_seconds']:.1f} s, "
+                      f"peak {result['peak_tree_rss_mb']:,.0f} MB", flush=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    print(f"synthetic catalogue: {ITEMS:,} items, {RATINGS_PER_USER} ratings per user, seed "
+          f"{SEED}; default ModelConfig; Beam DirectRunner multi_processing")
+    print(report(results, sizes))
+    wall = time.perf_counter() - started
+    print(f"wall time: {wall:.0f} s")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({
+            "setup": {"items": ITEMS, "ratings_per_user": RATINGS_PER_USER, "seed": SEED,
+                      "cores": os.cpu_count(), "steps": steps},
+            "results": results,
+            "growth_per_doubling": {
+                f"{step}.{key}": dict(zip([f"{a}->{b}" for a, b in zip(labels, labels[1:])],
+                                          growth(sizes, [results[l].get(step, {}).get(key)
+                                                         for l in labels])))
+                for step, key in (("generate", "wall_seconds"),
+                                  ("generate", "peak_tree_rss_mb"),
+                                  ("transform", "wall_seconds"),
+                                  ("transform", "peak_tree_rss_mb"),
+                                  ("train", "epoch_seconds"),
+                                  ("train", "examples_per_second"),
+                                  ("train", "peak_tree_rss_mb"))},
+            "wall_seconds": wall,
+        }, indent=2))
+    if not args.work and not args.keep:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
