@@ -3,8 +3,9 @@
     .venv/bin/python bench/quality.py [--format movielens --input ../shared/data/ml-100k]
                                       [--json bench/results/quality.json]
                                       [--png bench/results/quality.png]
+    .venv/bin/python bench/quality.py --check      # exit 1 if the two-tower misses a target
     .venv/bin/python bench/quality.py --set temperature=0.05 --set epochs=20   # try settings
-    .venv/bin/python bench/quality.py --sweep temperature=0.05,0.1 --sweep epochs=10,20
+    .venv/bin/python bench/quality.py --sweep "temperature=0.1|0.2" --sweep "epochs=10|20"
 
 Setup (DESIGN.md's reference table): a random 80/20 split of the interactions
 (numpy default_rng(seed).permutation), every model fitted on the same 80 %; the full catalogue
@@ -32,7 +33,8 @@ from typing import Callable, Dict, List, Optional
 # implicit's ALS wants single-threaded BLAS (it parallelises over users itself).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Appended, not prepended: bench/serving.py must not shadow the `serving` package.
+sys.path.append(str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (sets TF_USE_LEGACY_KERAS through trainer)
 
 import numpy as np  # noqa: E402

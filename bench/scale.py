@@ -35,7 +35,8 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Appended, not prepended: bench/serving.py must not shadow the `serving` package.
+sys.path.append(str(Path(__file__).resolve().parent))
 
 ITEMS = 10_000
 RATINGS_PER_USER = 113  # goodbooks-10k: 5,976,479 ratings / 53,424 users

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+# Appended, not prepended: bench/serving.py must not shadow the `serving` package.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))
 
 import common  # noqa: E402
 import quality  # noqa: E402
