@@ -11,7 +11,7 @@ TOP_ITEMS ?= 0
 WORK ?= work
 ML_100K ?= ../shared/data/ml-100k
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench bench-scale clean
 
 TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
@@ -76,6 +76,11 @@ bench: install
 	$(BIN)/towergraph run --data $(WORK)/bench/data --output $(WORK)/bench/run
 	$(BIN)/python bench/serving.py --model-dir $(WORK)/bench/run/serving \
 		--json bench/results/serving.json
+
+# Scale: synthetic catalogues of 1M, 3M and 6M ratings (about 20 minutes).
+bench-scale: install
+	$(BIN)/pip install --quiet --no-deps -r requirements/bench.txt
+	$(BIN)/python bench/scale.py --sizes 1m,3m,6m --json bench/results/scale.json
 
 clean:
 	rm -rf $(WORK) .pytest_cache
