@@ -10,21 +10,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from lint_tools import tool
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-TOOLS = REPO / ".venv-tools" / "bin"
 DOCKER = REPO / "docker"
 DOCKERFILES = ["ui.Dockerfile", "serving.Dockerfile"]
 SERVING_IMAGE = "tensorflow/serving:2.16.1"
-
-
-def tool(name: str) -> str:
-    path = TOOLS / name
-    if not path.exists():
-        pytest.fail(f"{path} is missing: run `make install`, which builds .venv-tools from "
-                    f"requirements/tools.txt", pytrace=False)
-    return str(path)
 
 
 def instructions(dockerfile: str):

@@ -10,10 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from lint_tools import tool
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-TOOLS = REPO / ".venv-tools" / "bin"
 K8S = REPO / "k8s"
 KUBERNETES_VERSION = "1.30.0"   # oldest minor we support; kubernetes-validate ships its schemas
 
@@ -21,14 +22,6 @@ OVERLAYS = ["base", "overlays/local", "overlays/gke"]
 SERVING = {"app.kubernetes.io/name": "tf-serving"}
 UI = {"app.kubernetes.io/name": "towergraph-ui"}
 MODEL_PATH = "/v1/models/towergraph"
-
-
-def tool(name: str) -> str:
-    path = TOOLS / name
-    if not path.exists():
-        pytest.fail(f"{path} is missing: run `make install`, which builds .venv-tools from "
-                    f"requirements/tools.txt", pytrace=False)
-    return str(path)
 
 
 def run(args, **kwargs) -> subprocess.CompletedProcess:

@@ -12,6 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from lint_tools import tool
 import yaml
 
 from pipeline.vertex_config import load_vertex_config
@@ -19,7 +21,6 @@ from test_vertex_config import no_cloud_environment  # noqa: F401  (autouse fixt
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"
-TOOLS = REPO / ".venv-tools" / "bin"
 
 
 def instructions(text: str):
@@ -54,14 +55,6 @@ def lock_pin(package: str) -> str:
                       .read_text(), re.MULTILINE)
     assert match, package
     return match.group(1)
-
-
-def tool(name: str) -> str:
-    path = TOOLS / name
-    if not path.exists():
-        pytest.fail(f"{path} is missing: run `make install`, which builds .venv-tools from "
-                    f"requirements/tools.txt", pytrace=False)
-    return str(path)
 
 
 def hadolint(path: Path) -> subprocess.CompletedProcess:
