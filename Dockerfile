@@ -13,7 +13,7 @@ FROM apache/beam_python3.11_sdk:2.74.0 AS beam
 FROM python:3.11.14-slim-bookworm
 
 ARG DEBIAN_FRONTEND=noninteractive
-# TF_USE_LEGACY_KERAS: TFRS needs Keras 2 (the trainer package sets it too, this covers any
+# TF_USE_LEGACY_KERAS: TFRS needs Keras 2 (towergraph/tf_env.py sets it too, this covers any
 # process that imports TensorFlow first). RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT: Beam's boot
 # would otherwise run workers in a fresh virtualenv without the packages installed here.
 ENV TZ=Etc/UTC \
@@ -51,6 +51,7 @@ RUN apt-get update \
 
 # The project itself, without dependencies (setuptools comes from the lock).
 COPY setup.py README.md ./
+COPY towergraph/ towergraph/
 COPY pipeline/ pipeline/
 COPY trainer/ trainer/
 COPY serving/ serving/

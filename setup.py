@@ -16,7 +16,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10,<3.12",
-    packages=find_packages(include=["pipeline", "pipeline.*", "trainer", "trainer.*",
+    packages=find_packages(include=["towergraph", "towergraph.*", "pipeline", "pipeline.*", "trainer", "trainer.*",
                                     "serving", "serving.*", "ui", "ui.*"]),
     include_package_data=True,
     install_requires=[
@@ -34,5 +34,5 @@ setup(
         "pyvis",
         "streamlit",
     ],
-    entry_points={"console_scripts": ["towergraph=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["towergraph=towergraph.cli:main"]},
 )

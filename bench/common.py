@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,7 @@ def transform_vocabularies(train: pd.DataFrame):
     over the training split: users; items by rating count; title tokens (trainer.text's
     tokeniser) counted over interactions, kept when seen MIN_TITLE_TOKEN_COUNT times;
     genres/authors values."""
+    import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
     import tensorflow as tf
     from trainer.model import Vocabularies
     from trainer.text import title_tokens

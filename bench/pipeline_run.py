@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from ml_metadata.metadata_store import metadata_store
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 from tfx.orchestration import metadata
 
 from pipeline.config import load_config

@@ -24,6 +24,7 @@ import dataclasses
 import itertools
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -190,6 +191,7 @@ def fit_als(problem: Problem, seed: int) -> Dict:
 
 def fit_two_tower(problem: Problem, config: ModelConfig, item_vocabulary: List[str],
                   verbose: int = 0) -> Dict:
+    import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
     import tensorflow as tf
 
     tf.keras.backend.clear_session()
@@ -316,17 +318,21 @@ def main() -> None:
     scratch = tempfile.mkdtemp(prefix="towergraph-quality-")
     options = {"ratings_file": args.ratings_file} if args.ratings_file else {}
     from pipeline.data import prepare
-    prepare(args.format, args.input, os.path.join(scratch, "data"), top_items=args.top_items,
-            **options)
-    frame = common.read_interactions(os.path.join(scratch, "data"))
+    try:
+        prepare(args.format, args.input, os.path.join(scratch, "data"),
+                top_items=args.top_items, **options)
+        frame = common.read_interactions(os.path.join(scratch, "data"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     train, held_out = common.random_split(frame, seed=args.seed)
     _, item_vocabulary = common.transform_vocabularies(train)
     problem = make_problem(train, held_out, item_vocabulary)
     config = dataclasses.replace(ModelConfig(), **parse_settings(args.set))
     header = (f"data: {args.format} {args.input} — {len(frame):,} interactions, "
               f"{len(problem.users):,} users, {problem.n_catalog:,} items in training; "
-              f"random 80/20 split (seed {args.seed}), {int(problem.relevant[problem.evaluated].sum()):,} "
-              f"held-out interactions of {len(problem.evaluated):,} users")
+              f"random 80/20 split (seed {args.seed}), "
+              f"{int(problem.relevant[problem.evaluated].sum()):,} held-out interactions of "
+              f"{len(problem.evaluated):,} users")
 
     if args.sweep:
         print(header)

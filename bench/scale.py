@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/scale.py [--sizes 1m,3m] [--json bench/results/scale.json]
     .venv/bin/python bench/scale.py --sizes 1m,3m,6m            # goodbooks-10k size too (long)
-    .venv/bin/python bench/scale.py --sizes 6m --steps generate,train   # 6M without Beam
+    .venv/bin/python bench/scale.py --sizes 6m --steps generate       # data generation only
 
 Data: the synthetic catalogue (pipeline.data.generate_synthetic) shaped like goodbooks-10k:
-10,000 items, 113 ratings per user, users = ratings / 113 (6m: 53,100 users, 6.0M ratings).
+10,000 items, 113 ratings per user, users = ratings / 113 (6m: 53,097 users, 6.0M ratings).
 
 Steps, each in its own subprocess so that its peak memory is its own:
   generate   generate_synthetic writing the prepared layout (what `data prepare` writes)
@@ -15,9 +15,11 @@ Steps, each in its own subprocess so that its peak memory is its own:
   train      what the Trainer's run_fn does before exporting: vocabularies from Transform's
              output, build_catalog over the transformed training split, compile_model, then
              ONE epoch of fit on the transformed examples (default ModelConfig), timed
-Peak memory is the largest resident set of the step's process tree (the step and, for Beam,
-its worker processes), sampled every 0.2 s with psutil; `self max RSS` is getrusage's.
-Growth: for each quantity, the exponent b of time ~ size^b between consecutive sizes, also
+CPU s is getrusage user+system time of the step and its reaped children (the Beam workers):
+on a shared machine it moves less than wall time. Peak memory is the largest resident set of
+the step's process tree (the step and, for Beam, its worker processes), sampled every 0.2 s
+with psutil, or the step's own getrusage peak if that is larger.
+Growth: for each quantity, the exponent b of value ~ size^b between consecutive sizes, also
 given as the factor per doubling (2^b): 2.0 is linear.
 """
 
@@ -73,6 +75,7 @@ def step_generate(work: str, size: int) -> Dict:
 
 def _component_seconds(metadata_path: str) -> Dict[str, float]:
     from ml_metadata.metadata_store import metadata_store
+    import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
     from tfx.orchestration import metadata
 
     store = metadata_store.MetadataStore(
@@ -120,7 +123,7 @@ def _latest(pattern: str) -> str:
 
 
 def step_train(work: str, size: int) -> Dict:
-    import trainer  # noqa: F401  (TF_USE_LEGACY_KERAS)
+    import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
     import tensorflow as tf
     import tensorflow_transform as tft
 
@@ -181,6 +184,10 @@ def run_child(step: str, work: str, size: int, result_path: str) -> None:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     result["self_max_rss_mb"] = usage.ru_maxrss / 1024
     result["children_max_rss_mb"] = children.ru_maxrss / 1024
+    # CPU time of the step and its reaped child processes (Beam workers): less sensitive than
+    # wall time to other work on a shared machine.
+    result["cpu_seconds"] = (usage.ru_utime + usage.ru_stime
+                             + children.ru_utime + children.ru_stime)
     Path(result_path).write_text(json.dumps(result))
 
 
@@ -244,6 +251,7 @@ def report(results: Dict[str, Dict], sizes: List[int]) -> str:
     add("ratings", "generate", "ratings", "{:,.0f}")
     add("users", "generate", "users", "{:,.0f}")
     add("generate: wall s", "generate", "wall_seconds", "{:.1f}")
+    add("generate: cpu s", "generate", "cpu_seconds", "{:.1f}")
     add("generate: peak MB", "generate", "peak_tree_rss_mb", "{:,.0f}")
     add("interactions.csv MB", "generate", "csv_mb", "{:,.0f}")
     for component in ("CsvExampleGen", "StatisticsGen", "SchemaGen", "Transform"):
@@ -251,9 +259,11 @@ def report(results: Dict[str, Dict], sizes: List[int]) -> str:
                      [(results[label].get("transform", {}).get("components") or {})
                       .get(component) for label in labels], "{:.1f}"))
     add("transform: wall s", "transform", "wall_seconds", "{:.1f}")
+    add("transform: cpu s", "transform", "cpu_seconds", "{:.1f}")
     add("transform: peak MB", "transform", "peak_tree_rss_mb", "{:,.0f}")
     add("train: setup s", "train", "setup_seconds", "{:.1f}")
     add("train: 1 epoch s", "train", "epoch_seconds", "{:.1f}")
+    add("train: cpu s", "train", "cpu_seconds", "{:.1f}")
     add("train: examples/s", "train", "examples_per_second", "{:,.0f}")
     add("train: steady ex/s", "train", "steady_examples_per_second", "{:,.0f}")
     add("train: peak MB", "train", "peak_tree_rss_mb", "{:,.0f}")
@@ -341,6 +351,7 @@ def main() -> None:
                 for step, key in (("generate", "wall_seconds"),
                                   ("generate", "peak_tree_rss_mb"),
                                   ("transform", "wall_seconds"),
+                                  ("transform", "cpu_seconds"),
                                   ("transform", "peak_tree_rss_mb"),
                                   ("train", "epoch_seconds"),
                                   ("train", "examples_per_second"),

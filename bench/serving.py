@@ -58,6 +58,7 @@ def _start_server(model_dir: str, rest: int, grpc: int) -> subprocess.Popen:
 
 def _catalogue(model_dir: str) -> list:
     """Every item id of the newest version (read from the SavedModel, not from the server)."""
+    import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
     import tensorflow as tf
     base = Path(model_dir)
     versions = sorted((p for p in base.rglob("saved_model.pb")), key=lambda p: p.parent.name)

@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The TowerGraph UI: the Streamlit graph explorer (ui/app.py), talking to TF Serving over REST.
 #
-# Build context is the repository root (the UI imports the ui/, serving/ and trainer packages):
+# Build context is the repository root (the UI imports the ui/ and serving/ packages and towergraph's constants):
 #   docker build -f docker/ui.Dockerfile -t towergraph-ui:0.1.0 .
 #   docker run --rm -p 127.0.0.1:8080:8080 -e TOWERGRAPH_SERVER=http://host:8501 towergraph-ui:0.1.0
 # docker/ui.Dockerfile.dockerignore keeps the context to the files copied below.
@@ -25,10 +25,10 @@ RUN pip install --no-cache-dir -r /tmp/ui-requirements.txt \
     && useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin towergraph
 
 # The code, importable from /app (PYTHONPATH) without installing setup.py, whose
-# install_requires would pull in the whole TFX stack. The ui and serving packages import
-# `trainer` first (its __init__ only sets TF_USE_LEGACY_KERAS), so that one file comes too.
+# install_requires would pull in the whole TFX stack. Of the towergraph package only its two
+# leaf modules come (constants, and tf_env which sets environment variables); no trainer code.
 COPY setup.py ./
-COPY trainer/__init__.py trainer/__init__.py
+COPY towergraph/__init__.py towergraph/constants.py towergraph/tf_env.py towergraph/
 COPY serving/ serving/
 COPY ui/ ui/
 

@@ -1,3 +1,2 @@
-"""The TFX pipeline that trains TowerGraph's model, its config, data ingestion and the CLI."""
-
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+"""The TFX pipeline that trains TowerGraph's model: its definition, runners, config, gate and data
+ingestion. The `towergraph` command line that drives it lives in `towergraph/`."""

@@ -10,7 +10,8 @@ from typing import Any, Dict, Optional
 
 import yaml
 
-from trainer.config import DEFAULT_MAX_K, ModelConfig, from_mapping
+from towergraph.constants import DEFAULT_MAX_K, DEFAULT_MODEL_NAME
+from trainer.config import ModelConfig, from_mapping
 from trainer.config import setting as _setting
 
 
@@ -24,7 +25,7 @@ class PipelineConfig:
     metadata_path: str = _setting("", "MLMD sqlite file (default: <output_dir>/metadata.sqlite)")
     serving_dir: str = _setting("", "Pusher writes <serving_dir>/<model_name>/<version>/ "
                                 "(default: <output_dir>/serving)")
-    model_name: str = _setting("towergraph", "the served model's name")
+    model_name: str = _setting(DEFAULT_MODEL_NAME, "the served model's name")
     top_items: int = _setting(0, "keep only the N most-rated items in the model (0: all)")
     eval_percent: int = _setting(20, "share of interactions held out for evaluation")
     gate_ks: tuple = _setting((10, 100), "the model must beat popularity on recall@k for "

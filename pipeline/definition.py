@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 from tfx import v1 as tfx
 
 from pipeline.config import PipelineConfig

@@ -10,6 +10,7 @@ import logging
 import os
 
 import numpy as np
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types import artifact_utils

@@ -10,6 +10,7 @@ beside this package), relative paths in it being relative to the working directo
 import os
 from pathlib import Path
 
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 from tfx import v1 as tfx
 
 from pipeline.config import PipelineConfig, load_config

@@ -15,6 +15,7 @@ import sys
 from typing import Any, Dict, Optional
 
 from kfp.pipeline_spec import pipeline_spec_pb2
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 from tfx import v1 as tfx
 
 from pipeline.definition import create_pipeline

@@ -12,10 +12,11 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
+from towergraph.constants import DEFAULT_MODEL_NAME
+
 from serving.transport import (ModelNotFound, RequestRejected, ServerUnavailable,  # noqa: F401
                                ServingError, Transport, open_transport)
 
-DEFAULT_MODEL_NAME = "towergraph"
 # Rows per request: larger inputs are split, so a caller never trips the server's batch cap.
 DEFAULT_BATCH_SIZE = 100
 

@@ -13,10 +13,10 @@ import networkx as nx
 
 from serving.client import TowerGraphClient
 
-MAX_DEPTH = 4          # hops from the seeds
-MAX_FANOUT = 20        # neighbours asked for per node
-DEFAULT_MAX_NODES = 2000
-MAX_NODES = 10_000     # the largest max_nodes a caller may ask for
+from towergraph.constants import DEFAULT_GRAPH_MAX_NODES as DEFAULT_MAX_NODES
+from towergraph.constants import MAX_GRAPH_DEPTH as MAX_DEPTH
+from towergraph.constants import MAX_GRAPH_FANOUT as MAX_FANOUT
+from towergraph.constants import MAX_GRAPH_NODES as MAX_NODES
 
 
 @dataclasses.dataclass

@@ -3,9 +3,10 @@
 import argparse
 import sys
 
-from serving.client import DEFAULT_MODEL_NAME, ServingError, TowerGraphClient
-from serving.graph import DEFAULT_MAX_NODES, MAX_DEPTH, MAX_FANOUT, build_graph, graph_stats
-from serving.graph_export import to_graphml, to_html, to_json
+from towergraph.constants import DEFAULT_GRAPH_MAX_NODES as DEFAULT_MAX_NODES
+from towergraph.constants import DEFAULT_MODEL_NAME
+from towergraph.constants import MAX_GRAPH_DEPTH as MAX_DEPTH
+from towergraph.constants import MAX_GRAPH_FANOUT as MAX_FANOUT
 
 
 def add_graph_command(subparsers) -> None:
@@ -31,6 +32,11 @@ def add_graph_command(subparsers) -> None:
 
 
 def _graph(args: argparse.Namespace) -> int:
+    # Imported when the command runs: requests, networkx and pyvis are not needed to parse flags.
+    from serving.client import ServingError, TowerGraphClient
+    from serving.graph import build_graph, graph_stats
+    from serving.graph_export import to_graphml, to_html, to_json
+
     try:
         with TowerGraphClient.connect(args.server, args.model_name) as client:
             seeds = args.items

@@ -18,12 +18,10 @@ import threading
 from typing import Dict, List, Optional
 
 from serving.standin.errors import StartupError
+from towergraph.constants import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MODEL_NAME
 from serving.standin.layout import LayoutError, find_model_base_path
 
 TF_MODEL_SERVER = "tensorflow_model_server"
-DEFAULT_MODEL_NAME = "towergraph"
-DEFAULT_MAX_BATCH_SIZE = 1000
-DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
 def _port(text: str) -> int:

@@ -15,6 +15,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS, before TensorFlow; imports nothing)
+
 DEFAULT_TIMEOUT = 10.0    # seconds per request
 DEFAULT_RETRIES = 3       # extra attempts on transient failures
 DEFAULT_BACKOFF = 0.2     # seconds, doubled at each retry

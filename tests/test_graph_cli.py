@@ -6,7 +6,7 @@ import socket
 import networkx as nx
 import pytest
 
-from pipeline.cli import main
+from towergraph.cli import main
 from serving.standin import serve_in_process
 
 

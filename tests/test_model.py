@@ -2,12 +2,13 @@
 
 import numpy as np
 import pytest
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 
 from tiny_world import HOSTILE_ITEM, HOSTILE_MARKUP, N_ITEMS, N_USERS
 from tiny_world import genre_of as _genre, title_of as _title
 from trainer.catalog import Catalog, build_catalog
-from trainer.export import SIGNATURES
+from towergraph.constants import SIGNATURES
 
 
 @pytest.fixture(scope="module")

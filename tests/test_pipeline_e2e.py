@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 
-from pipeline.cli import main
+from towergraph.cli import main
 from pipeline.config import load_config
 from pipeline.data import generate_synthetic
 from pipeline.results import latest_run_summary

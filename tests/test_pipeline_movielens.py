@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from towergraph.cli import main
 from pipeline.config import load_config
 from pipeline.results import latest_run_summary
 

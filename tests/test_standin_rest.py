@@ -10,6 +10,7 @@ import time
 
 import pytest
 import requests
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 
 import tiny_world

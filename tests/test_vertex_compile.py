@@ -127,6 +127,7 @@ def test_trainer_is_a_vertex_custom_job_on_the_pipeline_image(direct):
 
 
 def test_custom_config_keys_are_the_ones_tfx_reads():
+    import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
     from tfx import v1 as tfx
     cloud = tfx.extensions.google_cloud_ai_platform
     assert (cloud.ENABLE_VERTEX_KEY, cloud.VERTEX_REGION_KEY, cloud.TRAINING_ARGS_KEY) == (

@@ -6,6 +6,7 @@ markup, which every view must show as text.
 """
 
 import numpy as np
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 
 from trainer.catalog import build_catalog

@@ -3,10 +3,7 @@
 import dataclasses
 from typing import Any, Dict, Iterator, Tuple
 
-# Largest k (neighbours, recommendations, search results) a serving signature returns.
-DEFAULT_MAX_K = 100
-# Longest browsing session `recommend` accepts.
-MAX_SESSION_ITEMS = 50
+from towergraph.constants import DEFAULT_MAX_K  # noqa: F401  (re-exported for the config)
 
 
 def setting(default, help_text: str, **kwargs):

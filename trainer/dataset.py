@@ -3,6 +3,7 @@
 from typing import Dict, Iterator, List, Sequence
 
 import numpy as np
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 
 from trainer.features import ITEM_ID

@@ -8,8 +8,10 @@ users it does not know fall back to popularity, as its `recommend` signature doe
 from typing import Dict, Sequence, Tuple
 
 import numpy as np
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 
+from towergraph.constants import SIGNATURE_USER_EMBEDDINGS
 from trainer.metrics import interaction_matrix, recall_at_k, top_k_items
 
 Interactions = Tuple[np.ndarray, np.ndarray]  # (user ids, item ids) as str arrays
@@ -45,7 +47,7 @@ def evaluate_retrieval(model_dir: str, train: Interactions, held_out: Interactio
     popularity = np.asarray(seen.sum(axis=0)).ravel()
     catalog_columns = np.array([item_column[i] for i in catalog])
 
-    user_vectors = loaded.signatures["user_embeddings"](user_ids=tf.constant(users.tolist()))
+    user_vectors = loaded.signatures[SIGNATURE_USER_EMBEDDINGS](user_ids=tf.constant(users.tolist()))
     found = user_vectors["found"].numpy()
     user_vectors = user_vectors["embeddings"].numpy()
 

@@ -20,9 +20,11 @@ Unknown ids come back with found=False and zero vectors, never the out-of-vocabu
 import math
 
 import numpy as np
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 
-from trainer.config import DEFAULT_MAX_K, MAX_SESSION_ITEMS
+from towergraph import constants
+from towergraph.constants import DEFAULT_MAX_K, DEFAULT_MODEL_NAME, MAX_SESSION_ITEMS
 from trainer.model import TwoTowerModel
 
 # Search scores: how the title matches the query, plus up to POPULARITY_BONUS for popularity.
@@ -49,7 +51,7 @@ class ServingModule(tf.Module):
     """The trained towers plus the catalog (ids, titles, content, precomputed item vectors)."""
 
     def __init__(self, model: TwoTowerModel, max_k: int = DEFAULT_MAX_K):
-        super().__init__(name="towergraph")
+        super().__init__(name=DEFAULT_MODEL_NAME)
         catalog = model.catalog
         empty = [""] * len(catalog)
         self.max_k = max_k
@@ -193,8 +195,6 @@ class ServingModule(tf.Module):
                 "popularity": column(self.popularity, tf.constant(0, tf.int64))}
 
 
-SIGNATURES = ("serving_default", "similar_items", "recommend", "user_embeddings", "search",
-              "item_info")
 
 
 def export_serving_model(model: TwoTowerModel, export_dir: str,
@@ -202,13 +202,13 @@ def export_serving_model(model: TwoTowerModel, export_dir: str,
     """Writes the SavedModel with every signature of the serving contract."""
     module = ServingModule(model, max_k=max_k)
     signatures = {
-        "serving_default": module.item_embeddings,
-        "similar_items": module.similar_items,
-        "recommend": module.recommend,
-        "user_embeddings": module.user_embeddings,
-        "search": module.search,
-        "item_info": module.item_info,
+        constants.SIGNATURE_EMBEDDINGS: module.item_embeddings,
+        constants.SIGNATURE_SIMILAR_ITEMS: module.similar_items,
+        constants.SIGNATURE_RECOMMEND: module.recommend,
+        constants.SIGNATURE_USER_EMBEDDINGS: module.user_embeddings,
+        constants.SIGNATURE_SEARCH: module.search,
+        constants.SIGNATURE_ITEM_INFO: module.item_info,
     }
-    assert tuple(signatures) == SIGNATURES
+    assert tuple(signatures) == constants.SIGNATURES
     tf.saved_model.save(module, export_dir, signatures=signatures)
     return module

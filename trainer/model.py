@@ -7,6 +7,7 @@ embeddings serve "users like this" and "items like this one". Importable without
 import dataclasses
 from typing import Dict, List, Optional, Sequence
 
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 

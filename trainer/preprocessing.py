@@ -7,6 +7,7 @@ split with Beam, and to hand the Trainer clean string features.
 
 from typing import Any, Dict, Optional
 
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 import tensorflow_transform as tft
 

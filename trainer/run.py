@@ -8,12 +8,14 @@ Only hyperparameters travel in custom_config.
 import logging
 from typing import List
 
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from trainer.catalog import build_catalog
 from trainer.dataset import as_numpy, keep_items, read_batches
-from trainer.config import DEFAULT_MAX_K, ModelConfig, from_mapping
+from towergraph.constants import DEFAULT_MAX_K
+from trainer.config import ModelConfig, from_mapping
 from trainer.export import export_serving_model
 from trainer.features import AUTHORS, GENRES, ITEM_ID, TITLE, USER_ID, VOCABULARIES
 from trainer.model import Vocabularies, compile_model

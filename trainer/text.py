@@ -1,5 +1,6 @@
 """Text handling that must be identical in Transform (vocabularies) and in the model (lookups)."""
 
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 
 from trainer.features import LIST_SEPARATOR

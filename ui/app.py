@@ -23,7 +23,8 @@ import streamlit as st  # noqa: E402
 
 from serving.client import (ModelNotFound, ServerUnavailable, ServingError,  # noqa: E402
                             UnknownItems)
-from serving.graph import MAX_DEPTH, MAX_FANOUT  # noqa: E402
+from towergraph.constants import MAX_GRAPH_DEPTH as MAX_DEPTH  # noqa: E402
+from towergraph.constants import MAX_GRAPH_FANOUT as MAX_FANOUT  # noqa: E402
 from ui import data, state, views  # noqa: E402
 from ui.views import escape_markdown as md  # noqa: E402
 

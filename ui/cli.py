@@ -14,6 +14,7 @@ import subprocess
 import sys
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from towergraph.constants import DEFAULT_MODEL_NAME
 from ui import state
 
 APP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app.py")
@@ -42,8 +43,8 @@ def add_ui_command(subparsers) -> None:
                          f"default ${state.ENV_SERVER} or {state.DEFAULT_SERVER}")
     ui.add_argument("--protocol", choices=("rest", "grpc"), type=str.lower,
                     help="default: gRPC for a grpc:// address, REST otherwise")
-    ui.add_argument("--model-name", default=state.DEFAULT_MODEL_NAME,
-                    help=f"the served model's name (default {state.DEFAULT_MODEL_NAME})")
+    ui.add_argument("--model-name", default=DEFAULT_MODEL_NAME,
+                    help=f"the served model's name (default {DEFAULT_MODEL_NAME})")
     ui.add_argument("--port", type=_port, default=DEFAULT_PORT,
                     help=f"port the explorer listens on (default {DEFAULT_PORT})")
     ui.add_argument("--address", default=DEFAULT_ADDRESS,
@@ -53,7 +54,7 @@ def add_ui_command(subparsers) -> None:
 
 
 def streamlit_command(server: str, protocol: Optional[str] = None,
-                      model_name: str = state.DEFAULT_MODEL_NAME, port: int = DEFAULT_PORT,
+                      model_name: str = DEFAULT_MODEL_NAME, port: int = DEFAULT_PORT,
                       address: str = DEFAULT_ADDRESS, python: str = sys.executable,
                       environ: Mapping[str, str] = os.environ
                       ) -> Tuple[List[str], Dict[str, str]]:

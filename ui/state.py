@@ -8,10 +8,11 @@ Everything here works on plain dicts, so it is tested without a running app; the
 import os
 from typing import List, Mapping, MutableMapping, NamedTuple, Optional
 
-from serving.graph import MAX_DEPTH, MAX_FANOUT
+from towergraph.constants import DEFAULT_MODEL_NAME
+from towergraph.constants import MAX_GRAPH_DEPTH as MAX_DEPTH
+from towergraph.constants import MAX_GRAPH_FANOUT as MAX_FANOUT
 
 DEFAULT_SERVER = "http://localhost:8501"
-DEFAULT_MODEL_NAME = "towergraph"
 PROTOCOLS = ("REST", "gRPC")
 DEFAULT_DEPTH = 2
 DEFAULT_FANOUT = 8

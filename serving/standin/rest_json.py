@@ -14,6 +14,7 @@ import json
 from typing import Dict, List, Mapping, Tuple
 
 import numpy as np
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 
 from serving.standin.errors import Code, ServingError, invalid_argument

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator, Mapping, Optional
 
 from serving.standin.errors import StartupError
+from towergraph.constants import DEFAULT_MODEL_NAME
 from serving.standin.layout import find_model_base_path
 from serving.standin.repository import ModelRepository, VersionWatcher
 from serving.standin.service import (DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_REQUEST_BYTES, Limits,
@@ -23,7 +24,6 @@ from serving.standin.service import (DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_REQUEST
 
 LOG = logging.getLogger("serving.standin")
 
-DEFAULT_MODEL_NAME = "towergraph"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_REST_PORT = 8501
 DEFAULT_GRPC_PORT = 8500

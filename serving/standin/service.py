@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 
 from serving.standin.errors import Code, ServingError, invalid_argument, not_found
 from serving.standin.repository import ModelRepository
 from serving.standin.servable import Servable, Signature
+from towergraph.constants import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_REQUEST_BYTES
 
-DEFAULT_MAX_BATCH_SIZE = 1000
-DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
