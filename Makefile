@@ -23,10 +23,11 @@ install: $(STAMP) $(TOOLS_STAMP) $(BROWSER_STAMP)
 
 # The TFX 1.16 stack declares Requires-Python <3.11 but runs on 3.11: install the lock that
 # was resolved for 3.10 without pip's resolver, then the project itself (README, "Install").
-$(STAMP): requirements/lock.txt setup.py
+$(STAMP): requirements/lock.txt requirements/test.txt setup.py
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=23.2"
 	$(BIN)/pip install --quiet --no-deps --ignore-requires-python -r requirements/lock.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements/test.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
