@@ -190,3 +190,13 @@ def test_item_info_returns_content_and_popularity(serving, catalog):
 def test_titles_are_returned_verbatim_markup_included(serving):
     result = _call(serving, "item_info", item_ids=[str(HOSTILE_ITEM)])
     assert _text(result["titles"])[0].endswith(HOSTILE_MARKUP)
+
+
+def test_catalog_items_pages_the_catalogue_by_position(serving, catalog):
+    result = _call(serving, "catalog_items", rows=np.array([0, 7, -1, N_ITEMS], np.int64))
+    assert result["found"].tolist() == [True, True, False, False]
+    assert _text(result["item_ids"]).tolist() == [catalog.item_ids[0], catalog.item_ids[7],
+                                                  "", ""]
+    assert _text(result["titles"])[1] == catalog.titles[7]
+    assert result["popularity"].tolist() == [catalog.counts[0], catalog.counts[7], 0, 0]
+    assert result["catalog_size"].tolist() == [N_ITEMS] * 4

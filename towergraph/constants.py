@@ -20,8 +20,10 @@ SIGNATURE_RECOMMEND = "recommend"
 SIGNATURE_USER_EMBEDDINGS = "user_embeddings"
 SIGNATURE_SEARCH = "search"
 SIGNATURE_ITEM_INFO = "item_info"
+SIGNATURE_CATALOG_ITEMS = "catalog_items"
 SIGNATURES = (SIGNATURE_EMBEDDINGS, SIGNATURE_SIMILAR_ITEMS, SIGNATURE_RECOMMEND,
-              SIGNATURE_USER_EMBEDDINGS, SIGNATURE_SEARCH, SIGNATURE_ITEM_INFO)
+              SIGNATURE_USER_EMBEDDINGS, SIGNATURE_SEARCH, SIGNATURE_ITEM_INFO,
+              SIGNATURE_CATALOG_ITEMS)
 
 # Request limits of the local stand-in server (`towergraph serve`): rows per request
 # (dimension 0 of every input) and bytes per REST body or gRPC message.

@@ -56,6 +56,9 @@ class ModelConfig:
     epochs: int = setting(10, "passes over the training split")
     batch_size: int = setting(1024, "interactions per batch (also the in-batch negatives)")
     seed: int = setting(42, "seed for initialisation and shuffling")
+    refit_on_all: bool = setting(True, "after the candidate the gate judges is trained on the "
+                                 "train split, train the pushed model again on train + eval "
+                                 "with the same settings (false: push the candidate itself)")
 
     def __post_init__(self):
         positive = ("embedding_dim", "temperature", "learning_rate", "epochs", "batch_size")

@@ -13,6 +13,8 @@ Signatures (all ids are strings; k is per row, 1..max_k; shorter results are pad
   search           query[N], k[N]                   -> top-k [N,K] of titles matching the query
   item_info        item_ids[N]                      -> found[N], titles, genres, authors,
                                                        popularity [N]
+  catalog_items    rows[N] (int64, 0 = most-rated)  -> found[N], item_ids, titles, genres,
+                                                       authors, popularity, catalog_size [N]
 
 Unknown ids come back with found=False and zero vectors, never the out-of-vocabulary embedding.
 """
@@ -194,7 +196,22 @@ class ServingModule(tf.Module):
                 "genres": column(self.genres, ""), "authors": column(self.authors, ""),
                 "popularity": column(self.popularity, tf.constant(0, tf.int64))}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="rows")])
+    def catalog_items(self, rows):
+        """Items by catalogue position (0 = most-rated): starting points for a browser, a
+        page of the catalogue, or a random sample; rows outside the catalogue are not found."""
+        size = tf.shape(self.item_ids, out_type=tf.int64)[0]
+        found = (rows >= 0) & (rows < size)
+        safe = tf.where(found, rows, 0)
 
+        def column(values, blank):
+            return tf.where(found, tf.gather(values, safe), blank)
+
+        return {"found": found, "item_ids": column(self.item_ids, ""),
+                "titles": column(self.titles, ""), "genres": column(self.genres, ""),
+                "authors": column(self.authors, ""),
+                "popularity": column(self.popularity, tf.constant(0, tf.int64)),
+                "catalog_size": tf.fill(tf.shape(rows), size)}
 
 
 def export_serving_model(model: TwoTowerModel, export_dir: str,
@@ -208,6 +225,7 @@ def export_serving_model(model: TwoTowerModel, export_dir: str,
         constants.SIGNATURE_USER_EMBEDDINGS: module.user_embeddings,
         constants.SIGNATURE_SEARCH: module.search,
         constants.SIGNATURE_ITEM_INFO: module.item_info,
+        constants.SIGNATURE_CATALOG_ITEMS: module.catalog_items,
     }
     assert tuple(signatures) == constants.SIGNATURES
     tf.saved_model.save(module, export_dir, signatures=signatures)
