@@ -1,18 +1,21 @@
 """The pipeline's one config: documented defaults, a YAML file, and command-line overrides.
 
 A YAML file holds any of the top-level settings below plus a `model:` section with the
-settings of trainer.model.ModelConfig. Unknown keys are errors, not silently ignored.
+settings of trainer.config.ModelConfig. Unknown keys, wrong types (`epochs: 2.5`) and invalid
+values are errors, all reported at once by trainer/settings.py's loader as one ConfigError,
+each naming the setting and where its value came from (file and line, or flag).
 """
 
 import dataclasses
 import os
-from typing import Any, Dict, Optional
-
-import yaml
+from typing import Any, Callable, Mapping, Optional, Tuple
 
 from towergraph.constants import DEFAULT_MAX_K, DEFAULT_MODEL_NAME
-from trainer.config import ModelConfig, from_mapping
-from trainer.config import setting as _setting
+from trainer.config import ModelConfig
+from trainer.settings import ConfigError, Layer, invalid, load, read_yaml
+from trainer.settings import setting as _setting
+
+__all__ = ["ConfigError", "PipelineConfig", "from_dict", "load_config", "read_config"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +31,7 @@ class PipelineConfig:
     model_name: str = _setting(DEFAULT_MODEL_NAME, "the served model's name")
     top_items: int = _setting(0, "keep only the N most-rated items in the model (0: all)")
     eval_percent: int = _setting(20, "share of interactions held out for evaluation")
-    gate_ks: tuple = _setting((10, 100), "the model must beat popularity on recall@k for "
+    gate_ks: Tuple[int, ...] = _setting((10, 100), "the model must beat popularity on recall@k for "
                               "each k, or it is not pushed")
     max_k: int = _setting(DEFAULT_MAX_K, "largest k a serving signature accepts")
     beam_mode: str = _setting("multi_processing", "Beam DirectRunner mode: multi_processing "
@@ -40,16 +43,21 @@ class PipelineConfig:
     def __post_init__(self):
         problems = []
         if not 0 < self.eval_percent < 100:
-            problems.append(f"eval_percent must be between 1 and 99, not {self.eval_percent}")
+            problems.append(("eval_percent", f"must be between 1 and 99, not {self.eval_percent}"))
         if self.top_items < 0:
-            problems.append(f"top_items must be 0 (all) or positive, not {self.top_items}")
-        if not self.gate_ks or any(k < 1 or k > self.max_k for k in self.gate_ks):
-            problems.append(f"gate_ks must be between 1 and max_k={self.max_k}: {self.gate_ks}")
+            problems.append(("top_items", f"must be 0 (all) or positive, not {self.top_items}"))
+        if self.max_k < 1:
+            problems.append(("max_k", f"must be positive, not {self.max_k}"))
+        elif not self.gate_ks or any(k < 1 or k > self.max_k for k in self.gate_ks):
+            problems.append(("gate_ks", f"every k must be between 1 and max_k={self.max_k}, "
+                                        f"not {list(self.gate_ks)}"))
         if self.beam_mode not in ("multi_processing", "in_memory"):
-            problems.append(f"beam_mode must be multi_processing or in_memory, "
-                            f"not {self.beam_mode!r}")
-        if problems:
-            raise ValueError("invalid pipeline config: " + "; ".join(problems))
+            problems.append(("beam_mode", f"must be multi_processing or in_memory, "
+                                          f"not {self.beam_mode!r}"))
+        if self.beam_workers < 0:
+            problems.append(("beam_workers", f"must be 0 (one per core) or more, "
+                                             f"not {self.beam_workers}"))
+        invalid(problems)
 
     def _under_output(self, explicit: str, name: str) -> str:
         return explicit or os.path.join(self.output_dir, name)
@@ -82,19 +90,26 @@ class PipelineConfig:
         return dataclasses.replace(self, model=model, **changes)
 
 
-def from_dict(values: Dict[str, Any], where: str = "config") -> PipelineConfig:
-    values = dict(values or {})
-    model = from_mapping(ModelConfig, values.pop("model", None) or {}, f"{where}, section model")
-    return from_mapping(PipelineConfig, values, where, model=model)
+def from_dict(values: Optional[Mapping[str, Any]], where: str = "config") -> PipelineConfig:
+    """The config from a mapping (a parsed YAML file); ConfigError lists every problem."""
+    return load(PipelineConfig, [Layer(values or {}, where)])
 
 
 def load_config(path: Optional[str] = None, **overrides: Any) -> PipelineConfig:
-    """The YAML file at `path` (or the defaults), then `overrides` on top."""
-    values: Dict[str, Any] = {}
-    if path:
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"config file {path} does not exist")
-        with open(path, encoding="utf-8") as handle:
-            values = yaml.safe_load(handle) or {}
-    config = from_dict(values, where=path or "config")
-    return config.replace(**overrides) if overrides else config
+    """The YAML file at `path` (or the defaults), then `overrides` (typed values; `model` as
+    a dict of model settings) on top. ConfigError (a ValueError) lists every problem."""
+    return read_config(path, overrides)
+
+
+def read_config(path: Optional[str], overrides: Optional[Mapping[str, Any]] = None,
+                override_origin: Callable[[str], str] = lambda name: f"override of {name}",
+                text: bool = False) -> PipelineConfig:
+    """The YAML file at `path` (or the defaults), then `overrides` on top.
+
+    `override_origin` names where an override came from (setting model.epochs -> "flag
+    --epochs"); `text`: the overrides are text to parse (flags) rather than typed values.
+    """
+    layers = [Layer(read_yaml(path), path)] if path else []
+    if overrides:
+        layers.append(Layer(overrides, override_origin, text=text))
+    return load(PipelineConfig, layers)

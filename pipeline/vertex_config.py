@@ -4,7 +4,8 @@ The file is configs/vertex.yaml, or the one named by $TOWERGRAPH_VERTEX_CONFIG (
 Top-level settings say where things live on Google Cloud; `trainer:`, `dataflow:` and `steps:`
 say how the work runs; `pipeline:` holds the settings of configs/local.yaml except the paths.
 A value may use {project}, {region} and {bucket}. Every problem is reported at once, each
-naming the setting and where its value came from (the file or an environment variable).
+naming the setting and where its value came from (the file and line, or an environment
+variable): trainer/settings.py is the one loader, shared with the local config.
 
 No TFX or Google Cloud import here: a config error shows up in a second.
 """
@@ -15,11 +16,8 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-import yaml
-
 from pipeline.config import PipelineConfig
-from pipeline.config import from_dict as pipeline_from_dict
-from trainer.config import setting
+from trainer.settings import ConfigError, Layer, Problem, build, read, read_yaml, setting
 
 CONFIG_ENV = "TOWERGRAPH_VERTEX_CONFIG"
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "vertex.yaml"
@@ -33,6 +31,8 @@ ENV_OVERRIDES = {
 }
 # Paths of the local config that the top level of this file sets instead.
 _LOCAL_PATHS = ("data_dir", "output_dir", "pipeline_root", "metadata_path", "serving_dir")
+# The top-level gs:// paths the pipeline section's config gets.
+_CLOUD_PATHS = ("data_dir", "pipeline_root", "serving_dir")
 _PLACEHOLDERS = ("project", "region", "bucket")
 
 _PROJECT = re.compile(r"^(?:[a-z][a-z0-9.-]*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -48,13 +48,10 @@ _IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _PIPELINE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 
 
-class VertexConfigError(ValueError):
+class VertexConfigError(ConfigError):
     """Every problem of a Google Cloud config, one per line."""
 
-    def __init__(self, problems: List[str]):
-        self.problems = list(problems)
-        super().__init__("invalid Google Cloud config:\n"
-                         + "\n".join(f"  - {problem}" for problem in self.problems))
+    title = "invalid Google Cloud config"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +145,7 @@ class VertexConfig:
 
 # --- loading ------------------------------------------------------------------------------------
 
-_SECTIONS = {"trainer": TrainerSettings, "dataflow": DataflowSettings, "steps": StepSettings}
+_SECTIONS = ("trainer", "dataflow", "steps")
 
 
 def config_path(path: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> str:
@@ -163,97 +160,78 @@ def load_vertex_config(path: Optional[str] = None,
     environ = os.environ if environ is None else environ
     path = config_path(path, environ)
     raw = _read(path)
-    problems: List[str] = []
-    sections = {name: raw.pop(name, None) or {} for name in [*_SECTIONS, "pipeline"]}
-    values, sources = _settings(VertexConfig, raw, path, "", problems)
-    for name, variable in ENV_OVERRIDES.items():
-        if environ.get(variable):
-            values[name], sources[name] = environ[variable], f"environment variable {variable}"
-    nested = {name: _settings(cls, sections[name], path, f"{name}.", problems)
-              for name, cls in _SECTIONS.items()}
-    if problems:  # unknown keys or wrong types: nothing further makes sense
-        raise VertexConfigError(problems)
+    problems: List[Problem] = []
+    environment = Layer({name: environ[variable] for name, variable in ENV_OVERRIDES.items()
+                         if environ.get(variable)},
+                        lambda name: f"environment variable {ENV_OVERRIDES[name]}", text=True)
+    # The one loader: types, unknown settings, sections (pipeline: included) for every layer.
+    values, sources = read(VertexConfig, [Layer(raw, path), environment], problems,
+                           skip=("source",))
+    _pipeline_paths(raw, path, problems)
+    unchecked = {problem.setting for problem in problems}  # only defaults stand in for these
 
     values["bucket"] = re.sub(r"^gs://", "", values["bucket"]).rstrip("/")
     for name, variable in (("project", "GOOGLE_CLOUD_PROJECT"), ("region", "GOOGLE_CLOUD_REGION"),
                            ("bucket", "TOWERGRAPH_BUCKET")):
-        if not values[name]:
-            problems.append(f"{name} is not set: set `{name}:` in {path} or the environment "
-                            f"variable {variable}")
-    missing = {name for name in _PLACEHOLDERS if not values[name]}
-    unchecked = set()  # settings derived from a missing one: fixing that one fixes them
-    for group, group_sources, prefix in [(values, sources, "")] + [
-            (nested[name][0], nested[name][1], f"{name}.") for name in nested]:
+        if not values[name] and name not in unchecked:
+            problems.append(Problem("", f"{name} is not set: set `{name}:` in {path} or the "
+                                        f"environment variable {variable}"))
+    missing = {name for name in _PLACEHOLDERS if not values[name] or name in unchecked}
+    for prefix, group in [("", values)] + [(f"{name}.", values[name]) for name in _SECTIONS]:
         for name, value in group.items():
-            expanded = _expand(value, values, prefix + name, group_sources[name], problems)
+            dotted = prefix + name
+            if isinstance(value, dict) or dotted in unchecked:  # a section; a reported value
+                continue
+            expanded = _expand(value, values, dotted, sources[dotted], problems)
             if expanded is None:  # reported: checking the unexpanded value adds nothing
-                unchecked.add(prefix + name)
+                unchecked.add(dotted)
                 continue
             group[name], uses = expanded
-            if uses & missing:
-                unchecked.add(prefix + name)
+            if uses & missing:  # derived from a missing setting: fixing that one fixes it
+                unchecked.add(dotted)
 
     def check(name: str, ok: bool, problem: str) -> None:
         if not ok and name not in unchecked:
-            source = (nested[name.split(".")[0]][1][name.split(".")[1]] if "." in name
-                      else sources[name])
-            problems.append(f"{name}: {problem} (from {source})")
+            problems.append(Problem(name, problem, sources[name]))
 
-    _validate(values, {name: group for name, (group, _) in nested.items()}, check)
-    pipeline = _pipeline(sections["pipeline"], path, problems)
+    _validate(values, {name: values[name] for name in _SECTIONS}, check)
+    name = values["pipeline"]["pipeline_name"]
+    check("pipeline.pipeline_name", bool(_PIPELINE_NAME.match(name)),
+          f"Vertex AI needs lowercase letters, digits and hyphens, not {name!r}")
+    values["pipeline"].update({name: values[name] for name in _CLOUD_PATHS})
+    config = build(VertexConfig, values, sources, problems, source=path)
     if problems:
         raise VertexConfigError(problems)
-    pipeline = pipeline.replace(data_dir=values["data_dir"], pipeline_root=values["pipeline_root"],
-                                serving_dir=values["serving_dir"])
-    return VertexConfig(**values, pipeline=pipeline, source=path,
-                        **{name: cls(**nested[name][0]) for name, cls in _SECTIONS.items()})
+    return config
 
 
-def _read(path: str) -> Dict[str, Any]:
-    if not os.path.exists(path):
-        raise VertexConfigError([f"config file {path} does not exist (give one with --config "
-                                 f"or ${CONFIG_ENV}; configs/vertex.yaml is the template)"])
+def _read(path: str) -> Any:
     try:
-        with open(path, encoding="utf-8") as handle:
-            raw = yaml.safe_load(handle) or {}
-    except yaml.YAMLError as error:
-        raise VertexConfigError([f"{path} is not valid YAML: {error}"]) from None
-    if not isinstance(raw, dict):
-        raise VertexConfigError([f"{path}: expected a mapping of settings"])
+        raw = read_yaml(path, missing_hint=f" (give one with --config or ${CONFIG_ENV}; "
+                                           f"configs/vertex.yaml is the template)")
+    except ConfigError as error:
+        raise VertexConfigError(error.problems) from None
+    if raw is not None and not isinstance(raw, Mapping):
+        raise VertexConfigError([f"{path}: expected a mapping of settings (name: value lines), "
+                                 f"got {type(raw).__name__}"])
     return raw
 
 
-def _settings(cls, raw: Any, path: str, prefix: str,
-              problems: List[str]) -> Tuple[Dict[str, Any], Dict[str, str]]:
-    """Defaults of `cls` updated from `raw`, type-checked; and where each value came from."""
-    fields = {field.name: field.default for field in dataclasses.fields(cls)
-              if field.metadata.get("help")}  # the settings, not the sections
-    if not isinstance(raw, dict):
-        problems.append(f"{prefix.rstrip('.')}: expected a mapping of settings (in {path})")
-        return dict(fields), {name: "default" for name in fields}
-    for name in sorted(set(raw) - set(fields)):
-        problems.append(f"{prefix}{name}: unknown setting in {path}; known: "
-                        f"{', '.join(prefix + known for known in fields)}")
-    values, sources = dict(fields), {name: f"default of {prefix}{name}" for name in fields}
-    for name, value in raw.items():
-        if name not in fields:
-            continue
-        default = fields[name]
-        if isinstance(default, tuple) and isinstance(value, list):
-            value = tuple(value)
-        if value is None:
-            value = default
-        expected = float if isinstance(default, float) else type(default)
-        if isinstance(value, bool) != isinstance(default, bool) or not isinstance(
-                value, (int, float) if expected is float else expected):
-            problems.append(f"{prefix}{name}: expected {expected.__name__}, got {value!r} "
-                            f"(in {path})")
-            continue
-        values[name], sources[name] = value, path
-    return values, sources
+def _pipeline_paths(raw: Any, path: str, problems: List[Problem]) -> None:
+    """The pipeline: section's paths are the top level's gs:// paths, not set there."""
+    section = (raw or {}).get("pipeline")
+    if not isinstance(section, Mapping):
+        return
+    for name in section:
+        if name in _LOCAL_PATHS:
+            line = getattr(section, "lines", {}).get(name)
+            problems.append(Problem(f"pipeline.{name}", "set the Cloud Storage paths at the top "
+                                    "level (data_dir, pipeline_root, serving_dir), not in the "
+                                    "pipeline section", f"{path}, line {line}" if line else path))
 
 
-def _expand(value: Any, top: Dict[str, Any], name: str, source: str, problems: List[str]):
+def _expand(value: Any, top: Dict[str, Any], name: str, source: str,
+            problems: List[Problem]):
     """`value` with {project}, {region}, {bucket} filled in, and which it used; None if bad."""
     if isinstance(value, tuple):
         parts = [_expand(part, top, name, source, problems) for part in value]
@@ -265,8 +243,8 @@ def _expand(value: Any, top: Dict[str, Any], name: str, source: str, problems: L
     uses = set(re.findall(r"{([^{}]*)}", value))
     unknown = sorted(uses - set(_PLACEHOLDERS))
     if unknown:
-        problems.append(f"{name}: unknown placeholder(s) {unknown} in {value!r}; a value may "
-                        f"use {{project}}, {{region}} and {{bucket}} (from {source})")
+        problems.append(Problem(name, f"unknown placeholder(s) {unknown} in {value!r}; a value "
+                                      f"may use {{project}}, {{region}} and {{bucket}}", source))
         return None
     return value.format(**{key: top[key] for key in _PLACEHOLDERS}), uses
 
@@ -357,21 +335,3 @@ def _image_problem(image: str) -> Optional[str]:
     if not repository or "/" in tag:
         return f"{image!r} has no tag: {hint}"
     return None if _IMAGE_TAG.match(tag) else f"{image!r} has a malformed tag {tag!r}"
-
-
-def _pipeline(raw: Any, path: str, problems: List[str]) -> PipelineConfig:
-    where = f"{path}, section pipeline"
-    if isinstance(raw, dict):
-        for name in sorted(set(raw) & set(_LOCAL_PATHS)):
-            problems.append(f"pipeline.{name}: set the Cloud Storage paths at the top level "
-                            f"(data_dir, pipeline_root, serving_dir), not in {where}")
-        raw = {name: value for name, value in raw.items() if name not in _LOCAL_PATHS}
-    try:
-        pipeline = pipeline_from_dict(raw, where=where)
-    except ValueError as error:
-        problems.append(f"pipeline: {error}")
-        return PipelineConfig()
-    if not _PIPELINE_NAME.match(pipeline.pipeline_name):
-        problems.append(f"pipeline.pipeline_name: Vertex AI needs lowercase letters, digits "
-                        f"and hyphens, not {pipeline.pipeline_name!r} (from {path})")
-    return pipeline

@@ -1,44 +1,21 @@
-"""Settings of the model and its serving limits (no TensorFlow import, so configs load fast)."""
+"""Settings of the model and its serving limits (no TensorFlow import, so configs load fast).
+
+The loader, the `--set` parser and `setting(...)` live in trainer/settings.py; the names below
+stay importable from here for the Trainer (trainer/run.py) and the pipeline config.
+"""
 
 import dataclasses
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Dict, Tuple
 
 from towergraph.constants import DEFAULT_MAX_K  # noqa: F401  (re-exported for the config)
-
-
-def setting(default, help_text: str, **kwargs):
-    """A dataclass field that carries its own documentation (flags and README use it)."""
-    if isinstance(default, (list, dict)):
-        raise TypeError("use a tuple or default_factory for mutable defaults")
-    return dataclasses.field(default=default, metadata={"help": help_text}, **kwargs)
-
-
-def settings(cls) -> Iterator[Tuple[str, Any, str]]:
-    """(name, default, help) of every field of a settings dataclass."""
-    for field in dataclasses.fields(cls):
-        default = (field.default_factory() if field.default is dataclasses.MISSING
-                   else field.default)
-        yield field.name, default, field.metadata.get("help", "")
+from trainer.settings import ConfigError, Layer, invalid, load, setting, settings  # noqa: F401
 
 
 def from_mapping(cls, values: Dict[str, Any], where: str, **nested: Any):
-    """Builds a settings dataclass from a mapping; unknown keys are errors naming `where`.
-
-    Lists become tuples (YAML has no tuples); `nested` supplies already-built sub-settings.
-    """
-    if not isinstance(values, dict):
-        raise ValueError(f"{where}: expected a mapping of settings, got {type(values).__name__}")
-    known = {field.name for field in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown setting(s) {unknown}; known: {sorted(known)}")
-    values = {name: tuple(value) if isinstance(value, list) else value
-              for name, value in values.items()}
-    values.update(nested)
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{where}: {error}") from None
+    """A settings dataclass from one mapping (e.g. the Trainer's custom_config["model"]);
+    ConfigError (a ValueError) lists every unknown key, wrong type and invalid value, each
+    naming `where`. `nested` supplies already-built fields."""
+    return load(cls, [Layer(values, where)], **nested)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,8 +39,8 @@ class ModelConfig:
 
     def __post_init__(self):
         positive = ("embedding_dim", "temperature", "learning_rate", "epochs", "batch_size")
-        bad = [f"{name}={getattr(self, name)}" for name in positive if getattr(self, name) <= 0]
-        bad += [f"{name}={getattr(self, name)}" for name in ("query_layers", "candidate_layers")
-                if any(units <= 0 for units in getattr(self, name))]
-        if bad:
-            raise ValueError(f"model settings must be positive: {', '.join(bad)}")
+        invalid([(name, f"must be positive, not {getattr(self, name)}") for name in positive
+                 if getattr(self, name) <= 0]
+                + [(name, f"every layer size must be positive, not {getattr(self, name)}")
+                   for name in ("query_layers", "candidate_layers")
+                   if any(units <= 0 for units in getattr(self, name))])
