@@ -35,10 +35,10 @@ def test_prepare_prints_a_summary_and_returns_0(tmp_path, dataset, capsys):
     assert json.loads((out / "manifest.json").read_text())["top_items"] == 1
 
 
-def test_prepare_bad_input_prints_error_and_returns_1(tmp_path, dataset, capsys):
+def test_prepare_bad_input_prints_error_and_returns_2(tmp_path, dataset, capsys):
     (dataset / "ratings.csv").write_text("user_id,item_id,rating\n1,1,four\n")
     assert _run("prepare", "--format", "movielens", "--input", str(dataset),
-                "--output", str(tmp_path / "out")) == 1
+                "--output", str(tmp_path / "out")) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith("error: ") and captured.out == ""
     assert "ratings.csv, line 2, column 'rating': 'four' is not a number" in captured.err
@@ -64,7 +64,7 @@ def test_synthetic_returns_0(tmp_path, capsys):
 
 def test_synthetic_impossible_sizes_print_error(tmp_path, capsys):
     assert _run("synthetic", "--output", str(tmp_path / "syn"), "--items", "2",
-                "--genres", "3") == 1
+                "--genres", "3") == 2
     assert capsys.readouterr().err.startswith("error: ")
 
 
@@ -73,6 +73,6 @@ def test_download_failure_prints_error(tmp_path, monkeypatch, capsys):
         raise DataError(url, "download failed (offline)")
 
     monkeypatch.setattr(download, "_fetch", fail)
-    assert _run("download", "--output", str(tmp_path / "gb")) == 1
+    assert _run("download", "--output", str(tmp_path / "gb")) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "books.csv: download failed (offline)" in err

@@ -1,23 +1,31 @@
 """`towergraph data {prepare,synthetic,download}`: argparse wiring for pipeline.data.
 
 add_data_commands() registers the commands on the top-level CLI's subparsers. Each handler
-returns an exit code: 0 after printing a summary, 1 after printing `error: ...` to stderr for
-bad input (DataError, or invalid settings).
+returns an exit code: 0 after printing a summary; 2 after printing `error: ...` to stderr for
+bad input (DataError, invalid settings, an --output that is not ours to replace); 128 + the
+signal's number after Ctrl-C or SIGTERM, once the temporary output has been removed.
+The input limits are those of pipeline/data/readers.py, repeated in `data prepare --help`.
 """
 
 import argparse
 import inspect
+import signal
 import sys
 from typing import Any, Callable, Dict
 
+from pipeline.data.atomic import Terminated
 from pipeline.data.download import download_goodbooks
 from pipeline.data.errors import DataError
 from pipeline.data.formats import FORMATS, PRESETS, csv_layout
 from pipeline.data.ingest import prepare
+from pipeline.data.readers import LIMITS
 from pipeline.data.synthetic import generate_synthetic
 
 # The CSV mapping options are csv_layout's arguments, so they are declared once, there.
 LAYOUT_OPTIONS = list(inspect.signature(csv_layout).parameters.values())
+OUTPUT_HELP = ("prepared data directory: created if missing; replaced only if it is empty or "
+               "holds exactly what an earlier `data prepare|synthetic` wrote (its manifest "
+               "and files), otherwise refused with exit code 2 and nothing deleted")
 
 
 def add_data_commands(subparsers: Any) -> argparse.ArgumentParser:
@@ -26,10 +34,14 @@ def add_data_commands(subparsers: Any) -> argparse.ArgumentParser:
                                              "pipeline reads (its data_dir).")
     commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
 
-    command = commands.add_parser("prepare", help="validate and convert a dataset directory")
+    command = commands.add_parser(
+        "prepare", help="validate and convert a dataset directory",
+        description="Validate every row of a dataset, then write the prepared layout. Any "
+                    "problem is reported as `FILE, line N, column NAME: problem` with exit "
+                    "code 2, before anything is written. Limits: " + LIMITS)
     command.add_argument("--format", required=True, choices=FORMATS)
     command.add_argument("--input", required=True, help="directory holding the dataset's files")
-    command.add_argument("--output", required=True, help="prepared data directory (replaced)")
+    command.add_argument("--output", required=True, help=OUTPUT_HELP)
     command.add_argument("--top-items", type=_count(0), default=0,
                          help="keep only the N most-rated items and their ratings (0: all)")
     mapping = command.add_argument_group(
@@ -43,7 +55,7 @@ def add_data_commands(subparsers: Any) -> argparse.ArgumentParser:
 
     command = commands.add_parser("synthetic", help="generate a synthetic dataset with known "
                                                     "genres and popularity")
-    command.add_argument("--output", required=True, help="prepared data directory (replaced)")
+    command.add_argument("--output", required=True, help=OUTPUT_HELP)
     defaults = inspect.signature(generate_synthetic).parameters
     for name in ("users", "items", "genres", "ratings_per_user", "seed"):
         command.add_argument("--" + name.replace("_", "-"), type=_count(0 if name == "seed" else 1),
@@ -111,7 +123,11 @@ def _handler(action: Callable[[argparse.Namespace], str]) -> Callable[[argparse.
             print(action(args))
         except (DataError, ValueError) as error:  # bad input or settings, not a crash
             print(f"error: {error}", file=sys.stderr)
-            return 1
+            return 2
+        except (KeyboardInterrupt, Terminated) as stop:  # temporary output already removed
+            print(f"interrupted: {args.output} is as it was before this run",
+                  file=sys.stderr)
+            return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
         return 0
     return run
 

@@ -1,4 +1,8 @@
-"""The one error type of data ingestion: a problem in an input file, located precisely."""
+"""The one error type of data ingestion: a problem in an input file, located precisely.
+
+Messages quote input values through shorten(), so a 100,000-character cell makes a one-line
+message, not a 100,000-character one.
+"""
 
 from typing import Optional
 
@@ -22,3 +26,10 @@ class DataError(Exception):
         if column is not None:
             where.append(f"column {column!r}")
         super().__init__(f"{', '.join(where)}: {problem}")
+
+
+def shorten(value: str, limit: int = 60) -> str:
+    """repr(value), cut to about `limit` characters with the full length noted."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value):,} characters)"

@@ -7,20 +7,19 @@
 CsvExampleGen reads every file under interactions/, so nothing else may live there. It reads
 line by line, so no value may contain a newline. List values are `|`-joined.
 Both `prepare` and the synthetic generator write through write_prepared, so the contract lives
-here only.
+here only, and so does the test of whether a directory is prepared data (the only kind of
+directory `prepare` and `synthetic` may replace; see check_output_dir).
 """
 
-import contextlib
 import csv
 import datetime
 import hashlib
 import json
 import os
-import shutil
-import uuid
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
-from pipeline.data.errors import DataError
+from pipeline.data.atomic import atomic_directory
+from pipeline.data.errors import DataError, shorten
 from trainer.features import ITEM_ID, LIST_FEATURES, LIST_SEPARATOR, RATING, TITLE, USER_ID
 
 INTERACTIONS = os.path.join("interactions", "interactions.csv")
@@ -56,49 +55,91 @@ def _joined(values: Iterable[str]) -> str:
     return LIST_SEPARATOR.join(_one_line(value).replace(LIST_SEPARATOR, "/") for value in values)
 
 
-def check_output_dir(path: str) -> None:
-    """Refuses to replace anything but an empty or previously prepared directory.
+MANIFEST_KEYS = {"format": str, "counts": dict, "columns": list, "created": str,
+                 "interactions_sha256": str}  # what write_prepared always writes
+MANIFEST_LIMIT = 1 << 20  # bytes; ours are a few hundred
+LAYOUT = {MANIFEST: "file", ITEMS: "file", os.path.dirname(INTERACTIONS): "directory"}
 
-    Replacing is a delete; a mistyped --output (`.`, a home directory) must not cost data.
+
+def _entries(directory: str) -> Dict[str, str]:
+    """name -> "file", "directory" or "other" (a link, a device...); links are not followed."""
+    kinds = {}
+    for entry in os.scandir(directory):
+        kinds[entry.name] = ("directory" if entry.is_dir(follow_symlinks=False) else
+                             "file" if entry.is_file(follow_symlinks=False) else "other")
+    return kinds
+
+
+def _listed(names: Iterable[str]) -> str:
+    names = sorted(names)
+    shown = ", ".join(shorten(name) for name in names[:5])
+    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _layout_problem(path: str, expected: Mapping[str, str]) -> Optional[str]:
+    found = _entries(path)
+    if set(found) - set(expected):
+        return f"it holds {_listed(set(found) - set(expected))}, which prepared data does not"
+    if set(expected) - set(found):
+        return f"it lacks {_listed(set(expected) - set(found))}"
+    for name, kind in expected.items():
+        if found[name] != kind:
+            return f"{name!r} is not a plain {kind}"
+    return None
+
+
+def not_prepared_because(path: str) -> Optional[str]:
+    """Why the non-empty directory `path` is not prepared data written here, or None.
+
+    Prepared data is recognised by all of it: exactly the layout above (no other file, no
+    links), a manifest.json that is a JSON object with write_prepared's keys, and an
+    interactions.csv whose sha256 is the manifest's. A file name alone proves nothing: web
+    apps and browser extensions have a manifest.json too.
     """
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise DataError(path, "output exists and is not a directory")
-    if os.path.isdir(path) and os.listdir(path) and \
-            not os.path.isfile(os.path.join(path, MANIFEST)):
-        raise DataError(path, f"output directory is not empty and holds no {MANIFEST}, so it "
-                              f"is not prepared data; refusing to replace it")
-
-
-@contextlib.contextmanager
-def atomic_directory(path: str) -> Iterator[str]:
-    """Yields a temporary directory beside `path` that replaces `path` only on success.
-
-    On any error the temporary directory is removed and an existing `path` is untouched. The
-    swap is two renames on the same filesystem (a directory cannot be atomically replaced).
-    """
-    path = os.path.abspath(path)
-    check_output_dir(path)
-    parent, name = os.path.split(path)
-    os.makedirs(parent, exist_ok=True)
-    tag = uuid.uuid4().hex[:8]
-    temporary = os.path.join(parent, f".{name}.tmp-{tag}")
-    os.mkdir(temporary)  # not tempfile.mkdtemp: its 0700 mode would survive the rename
+    problem = (_layout_problem(path, LAYOUT) or
+               _layout_problem(os.path.join(path, os.path.dirname(INTERACTIONS)),
+                               {os.path.basename(INTERACTIONS): "file"}))
+    if problem:
+        return problem
+    with open(os.path.join(path, MANIFEST), "rb") as handle:
+        text = handle.read(MANIFEST_LIMIT + 1)
     try:
-        yield temporary
-        if os.path.exists(path):
-            old = os.path.join(parent, f".{name}.old-{tag}")
-            os.rename(path, old)
-            try:
-                os.rename(temporary, path)
-            except BaseException:
-                os.rename(old, path)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            shutil.rmtree(temporary, ignore_errors=True)
+        manifest = json.loads(text) if len(text) <= MANIFEST_LIMIT else None
+    except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict):
+        return f"its {MANIFEST} is not a JSON object of at most {MANIFEST_LIMIT} bytes"
+    for key, kind in MANIFEST_KEYS.items():
+        if not isinstance(manifest.get(key), kind):
+            return f"its {MANIFEST} has no {key!r} {kind.__name__}"
+    if manifest["interactions_sha256"] != file_sha256(os.path.join(path, INTERACTIONS)):
+        return (f"{INTERACTIONS} does not match the sha256 in its {MANIFEST} (edited since "
+                f"it was prepared?)")
+    return None
+
+
+def check_output_dir(path: str) -> None:
+    """Refuses to replace anything but a missing, an empty or a prepared-data directory.
+
+    Replacing is a delete; a mistyped --output (`.`, a home directory, a web app) must not
+    cost data. Raises DataError saying why; nothing is deleted.
+    """
+    if os.path.islink(path):
+        raise DataError(path, "output is a symbolic link; refusing to replace it (nothing was "
+                              "deleted): give the directory it points to, or a new one")
+    if not os.path.exists(path):
+        return
+    if not os.path.isdir(path):
+        raise DataError(path, "output exists and is not a directory; refusing to replace it "
+                              "(nothing was deleted)")
+    try:
+        problem = not_prepared_because(path) if os.listdir(path) else None
+    except OSError as error:
+        problem = f"it cannot be read ({error.strerror})"
+    if problem:
+        raise DataError(path, f"refusing to replace this output directory: {problem}, so it "
+                              f"is not prepared data written by towergraph; nothing was "
+                              f"deleted. Choose a new or empty --output, or empty it yourself")
 
 
 def write_prepared(output_dir: str, items: Mapping[str, Item],
@@ -117,7 +158,7 @@ def write_prepared(output_dir: str, items: Mapping[str, Item],
              for item_id, item in items.items()}
     counts = dict.fromkeys(items, 0)
     users = set()
-    with atomic_directory(output_dir) as temporary:
+    with atomic_directory(output_dir, check_output_dir) as temporary:
         interactions_path = os.path.join(temporary, INTERACTIONS)
         os.mkdir(os.path.dirname(interactions_path))
         columns = [USER_ID, ITEM_ID, RATING, TITLE] + lists
