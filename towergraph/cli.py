@@ -8,7 +8,9 @@
     towergraph ui --server URL                       the graph explorer (Streamlit)
 
 Every pipeline and model setting is also a flag of `run` (generated from the config classes,
-so the flags, the YAML file and the README's table cannot drift apart).
+so the flags, the YAML file and the README's table cannot drift apart). A config problem (YAML
+syntax, a wrong type, an unknown setting, a missing file) prints `error: ...` naming the file,
+line and setting (or the flag) and exits 2; exit code 1 means the gate rejected the model.
 """
 
 import argparse
@@ -16,55 +18,54 @@ import os
 import sys
 from typing import Any, Dict, List, Optional
 
-from pipeline.config import PipelineConfig, load_config
+from pipeline.config import PipelineConfig, read_config
 from pipeline.data.cli import add_data_commands
 from pipeline.vertex_cli import add_vertex_command
 from serving.graph_cli import add_graph_command
 from serving.serve_cli import add_serve_command
 from ui.cli import add_ui_command
-from trainer.config import ModelConfig, settings
+from trainer.config import ModelConfig
+from trainer.settings import ConfigError, hints, settings
 
 # Settings that make no sense as flags of `run` (--data and --output cover the paths).
 _NOT_FLAGS = {"model", "data_dir", "output_dir"}
+_PATH_FLAGS = {"data_dir": "--data", "output_dir": "--output"}
 
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _parse_value(default: Any):
-    """An argparse `type` that turns a flag's text into the type of the setting's default."""
-    if isinstance(default, bool):
-        def parse_bool(text: str) -> bool:
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
-        return parse_bool
-    if isinstance(default, tuple):
-        def parse_ints(text: str) -> tuple:
-            try:
-                return tuple(int(part) for part in text.split(",") if part.strip())
-            except ValueError:
-                raise argparse.ArgumentTypeError(
-                    f"expected comma-separated integers, e.g. 128,64, not {text!r}") from None
-        return parse_ints
-    return type(default)
+def _metavar(hint: Any) -> str:
+    """How a flag's value looks: the text `parse_text` (trainer/settings.py) accepts."""
+    if hint is bool:
+        return "true|false"
+    if hint in (int, float, str):
+        return {int: "INT", float: "NUMBER", str: "TEXT"}[hint]
+    return "N,N,..."
 
 
 def _add_setting_flags(group, config_class, skip=()) -> None:
+    types = hints(config_class)
     for name, default, help_text in settings(config_class):
         if name in skip:
             continue
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        group.add_argument(_flag(name), dest=name, type=_parse_value(default),
+        # Text here; the config loader parses it with the YAML file's values, so every
+        # problem of both is reported at once, each naming its flag.
+        group.add_argument(_flag(name), dest=name, metavar=_metavar(types[name]),
                            default=None, help=f"{help_text} (default: {shown!r})")
 
 
 def _overrides(args: argparse.Namespace, config_class, skip=()) -> Dict[str, Any]:
     names = [name for name, _, _ in settings(config_class) if name not in skip]
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def _flag_of(setting: str) -> str:
+    """Where a value from the command line came from, for config errors."""
+    name = setting.rsplit(".", 1)[-1]
+    return "flag " + _PATH_FLAGS.get(name, _flag(name))
 
 
 def _add_run_command(subparsers) -> None:
@@ -85,10 +86,10 @@ def _add_run_command(subparsers) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     overrides = _overrides(args, PipelineConfig, skip={"model"})  # --data, --output included
-    model = _overrides(args, ModelConfig)
-    try:
-        config = load_config(args.config, **overrides, model=model)
-    except (ValueError, FileNotFoundError) as error:
+    overrides["model"] = _overrides(args, ModelConfig)
+    try:  # before TFX is imported: a config error shows in a second, never as a traceback
+        config = read_config(args.config, overrides, override_origin=_flag_of, text=True)
+    except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     # Imported here: TFX and TensorFlow take half a minute to import, `data` needs neither.

@@ -138,7 +138,7 @@ def _shown(value: Any) -> str:
 
 def _bounded(value: int) -> int:
     if abs(value) > MAX_INT:
-        raise _Mismatch(f"{_shown(value)} is out of range (at most {MAX_INT} in size)")
+        raise _Mismatch(f"expected an integer of at most {MAX_INT} in size, got {_shown(value)}")
     return value
 
 
@@ -358,6 +358,7 @@ def build(cls, values: Dict[str, Any], sources: Mapping[str, str], problems: Lis
     them, with its problems appended, each naming where the value came from. A setting that
     already has a problem is not reported again (its value is only the default)."""
     types = hints(cls)
+    defaults = {field.name: field for field in dataclasses.fields(cls)}
     arguments: Dict[str, Any] = dict(given)
     complete = True
     for name, value in values.items():
@@ -365,13 +366,13 @@ def build(cls, values: Dict[str, Any], sources: Mapping[str, str], problems: Lis
             continue
         if is_section(types[name]):
             value = build(types[name], value, sources, problems, f"{prefix}{name}.")
-            complete = complete and value is not None
+            if value is None:  # reported; its default lets this level's checks run too
+                complete, value = False, _default(defaults[name])
         arguments[name] = value
-    if not complete:
-        return None
     reported = {problem.setting for problem in problems}
     try:
-        return cls(**arguments)
+        built = cls(**arguments)
+        return built if complete else None
     except ConfigError as error:
         for problem in error.problems:
             dotted = prefix + problem.setting
