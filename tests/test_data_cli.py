@@ -76,3 +76,12 @@ def test_download_failure_prints_error(tmp_path, monkeypatch, capsys):
     assert _run("download", "--output", str(tmp_path / "gb")) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "books.csv: download failed (offline)" in err
+
+
+def test_prepare_help_documents_the_limits_and_the_output_rule(capsys):
+    with pytest.raises(SystemExit):
+        _run("prepare", "--help")
+    text = " ".join(capsys.readouterr().out.split())
+    for limit in ("131,072 characters", "an id at most 256 characters", "no NUL",
+                  "replaced only if it is empty or holds exactly what an earlier"):
+        assert limit in text
