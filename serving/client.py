@@ -12,17 +12,20 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from towergraph.constants import DEFAULT_MODEL_NAME
-
-from serving.transport import (ModelNotFound, RequestRejected, ServerUnavailable,  # noqa: F401
-                               ServingError, Transport, open_transport)
+from serving.errors import (Code, ModelNotFound, RequestRejected, ServerFailed,  # noqa: F401
+                            ServerUnavailable, ServingError)
+from serving.transport import Transport, open_transport
+from towergraph.constants import (DEFAULT_MODEL_NAME, SIGNATURE_EMBEDDINGS, SIGNATURE_ITEM_INFO,
+                                  SIGNATURE_RECOMMEND, SIGNATURE_SEARCH, SIGNATURE_SIMILAR_ITEMS)
 
 # Rows per request: larger inputs are split, so a caller never trips the server's batch cap.
 DEFAULT_BATCH_SIZE = 100
 
 
 class UnknownItems(ServingError):
-    """Item ids the model does not know."""
+    """Item ids the model does not know (its `found` output said so)."""
+
+    default_code = Code.NOT_FOUND
 
     def __init__(self, item_ids: Sequence[str]):
         self.item_ids = list(item_ids)
@@ -84,6 +87,23 @@ class TowerGraphClient:
     def close(self) -> None:
         self.transport.close()
 
+    # -- what it talks to -----------------------------------------------------------------
+
+    @property
+    def protocol(self) -> str:
+        """"REST", "gRPC" or "SavedModel" (towergraph.constants.PROTOCOL_*), for display."""
+        return self.transport.protocol
+
+    @property
+    def address(self) -> str:
+        """The server it talks to, normalised: http(s)://host:port, grpc://host:port, or the
+        SavedModel directory."""
+        return self.transport.address
+
+    @property
+    def model_name(self) -> str:
+        return self.transport.model_name
+
     # -- model status ---------------------------------------------------------------------
 
     def version(self) -> int:
@@ -116,7 +136,7 @@ class TowerGraphClient:
         ids = _ids(item_ids)
         if not ids.size:
             return np.zeros((0, 0), np.float32)
-        outputs = self._predict("serving_default", len(ids), {"item_ids": ids})
+        outputs = self._predict(SIGNATURE_EMBEDDINGS, len(ids), {"item_ids": ids})
         self._known(ids, outputs["found"])
         return np.asarray(outputs["embeddings"], dtype=np.float32).reshape(len(ids), -1)
 
@@ -125,7 +145,7 @@ class TowerGraphClient:
         ids = _ids(item_ids)
         if not ids.size:
             return []
-        outputs = self._predict("similar_items", len(ids),
+        outputs = self._predict(SIGNATURE_SIMILAR_ITEMS, len(ids),
                                 {"item_ids": ids, "k": np.full(len(ids), k, np.int32)})
         self._known(ids, outputs["found"])
         return [_items(outputs, row) for row in range(len(ids))]
@@ -134,7 +154,7 @@ class TowerGraphClient:
                   k: int = 10) -> Recommendations:
         """For a known user, a browsing session (cold start), both, or neither (popular)."""
         session = list(session) or [""]
-        outputs = self.transport.predict("recommend", {
+        outputs = self.transport.predict(SIGNATURE_RECOMMEND, {
             "user_id": np.array([user_id or ""], dtype=object),
             "session_item_ids": np.array([session], dtype=object),
             "k": np.array([k], np.int32)})
@@ -145,7 +165,7 @@ class TowerGraphClient:
 
     def search(self, query: str, k: int = 10) -> List[Item]:
         """Items whose titles match: starts with the query, contains it, or all its words."""
-        outputs = self.transport.predict("search", {"query": np.array([query], dtype=object),
+        outputs = self.transport.predict(SIGNATURE_SEARCH, {"query": np.array([query], dtype=object),
                                                     "k": np.array([k], np.int32)})
         return _items(outputs, 0)
 
@@ -154,7 +174,7 @@ class TowerGraphClient:
         ids = _ids(item_ids)
         if not ids.size:
             return []
-        outputs = self._predict("item_info", len(ids), {"item_ids": ids})
+        outputs = self._predict(SIGNATURE_ITEM_INFO, len(ids), {"item_ids": ids})
         self._known(ids, outputs["found"])
         return [Item(item_id, str(outputs["titles"][row]), str(outputs["genres"][row]),
                      str(outputs["authors"][row]), float(outputs["popularity"][row]))

@@ -17,7 +17,7 @@ import tempfile
 import threading
 from typing import Dict, List, Optional
 
-from serving.standin.errors import StartupError
+from serving.errors import StartupError
 from towergraph.constants import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MODEL_NAME
 from serving.standin.layout import LayoutError, find_model_base_path
 

@@ -2,7 +2,12 @@
 
 A transport sends a signature's inputs as numpy arrays and returns its outputs as numpy arrays;
 it knows nothing about items or graphs. Retries with backoff come from the libraries
-(urllib3's Retry, gRPC's retry policy), not from loops of our own.
+(urllib3's Retry, gRPC's retry policy), not from loops of our own. Errors are the serving family
+of serving/errors.py, chosen from TF Serving's status code; tensors are converted by
+serving/tensors.py, the same code the stand-in server uses.
+
+Each transport says what it talks to: `protocol` ("REST", "gRPC" or "SavedModel") and
+`address` (the URL, grpc://host:port, or the model directory).
 """
 
 import json
@@ -16,6 +21,10 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS, before TensorFlow; imports nothing)
+from serving.errors import (Code, ModelNotFound, RequestRejected, ServerUnavailable,  # noqa: F401
+                            ServingError, code_for_http_status, error_for_code)
+from towergraph.constants import (DEFAULT_MODEL_NAME, PROTOCOL_GRPC, PROTOCOL_REST,
+                                  PROTOCOL_SAVED_MODEL)
 
 DEFAULT_TIMEOUT = 10.0    # seconds per request
 DEFAULT_RETRIES = 3       # extra attempts on transient failures
@@ -24,24 +33,10 @@ DEFAULT_BACKOFF = 0.2     # seconds, doubled at each retry
 _TRANSIENT_HTTP = (502, 503, 504)
 
 
-class ServingError(Exception):
-    """Base of every error the client raises."""
-
-
-class ServerUnavailable(ServingError):
-    """The server cannot be reached, or did not answer in time, after retries."""
-
-
-class ModelNotFound(ServingError):
-    """The server answers but has no such model (or version)."""
-
-
-class RequestRejected(ServingError):
-    """The server refused the request (bad input, k out of range, batch too large)."""
-
-
 class Transport(Protocol):
     model_name: str
+    protocol: str   # "REST", "gRPC" or "SavedModel"
+    address: str    # what it talks to: URL, grpc://host:port, or a model directory
 
     def predict(self, signature: str, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         ...
@@ -57,9 +52,11 @@ class Transport(Protocol):
 class RestTransport:
     """TF Serving's REST API: columnar `inputs` requests, one pooled HTTP session."""
 
+    protocol = PROTOCOL_REST
+
     def __init__(self, base_url: str, model_name: str, timeout: float = DEFAULT_TIMEOUT,
                  retries: int = DEFAULT_RETRIES, backoff: float = DEFAULT_BACKOFF):
-        self.base_url = base_url.rstrip("/")
+        self.base_url = self.address = base_url.rstrip("/")
         self.model_name = model_name
         self.timeout = timeout
         self.session = requests.Session()
@@ -84,15 +81,17 @@ class RestTransport:
             body = response.json()
         except ValueError:
             body = {"error": response.text[:200]}
-        if response.status_code == 404:
-            raise ModelNotFound(f"model {self.model_name!r} at {self.base_url}: "
-                                f"{body.get('error', 'not found')}")
-        if response.status_code in _TRANSIENT_HTTP:
-            raise ServerUnavailable(f"TF Serving at {self.base_url} answered "
-                                    f"{response.status_code}: {body.get('error', '')}")
-        if response.status_code != 200:
-            raise RequestRejected(f"{url}: {body.get('error', response.status_code)}")
-        return body
+        if response.status_code == 200:
+            return body
+        code = code_for_http_status(response.status_code)
+        message = body.get("error", "") if isinstance(body, dict) else ""
+        if code == Code.NOT_FOUND:
+            message = f"model {self.model_name!r} at {self.base_url}: {message or 'not found'}"
+        elif code in (Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED):
+            message = f"TF Serving at {self.base_url} answered {response.status_code}: {message}"
+        else:
+            message = f"{url}: {message or response.status_code}"
+        raise error_for_code(code, message, response.status_code)
 
     def predict(self, signature: str, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         payload = {"signature_name": signature,
@@ -128,6 +127,8 @@ class GrpcTransport:
     image) should not pay for it.
     """
 
+    protocol = PROTOCOL_GRPC
+
     def __init__(self, target: str, model_name: str, timeout: float = DEFAULT_TIMEOUT,
                  retries: int = DEFAULT_RETRIES, backoff: float = DEFAULT_BACKOFF,
                  max_message_bytes: int = 64 * 1024 * 1024):
@@ -136,6 +137,7 @@ class GrpcTransport:
 
         self._grpc = grpc
         self.target = target
+        self.address = f"grpc://{target}"
         self.model_name = model_name
         self.timeout = timeout
         policy = {"methodConfig": [{
@@ -157,29 +159,27 @@ class GrpcTransport:
         try:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as error:
-            code, details = error.code(), error.details()
-            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise ServerUnavailable(f"TF Serving at {self.target} is unreachable: "
-                                        f"{code.name}") from None
-            if code == grpc.StatusCode.NOT_FOUND:
-                raise ModelNotFound(f"model {self.model_name!r} at {self.target}: "
-                                    f"{details}") from None
-            raise RequestRejected(f"{code.name}: {details}") from None
+            code, details = Code(error.code().value[0]), error.details() or ""
+            if code in (Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED):
+                message = f"TF Serving at {self.target} is unreachable: {code.name}"
+            elif code == Code.NOT_FOUND:
+                message = f"model {self.model_name!r} at {self.target}: {details}"
+            else:
+                message = f"{code.name}: {details}"
+            raise error_for_code(code, message) from None
 
     def predict(self, signature: str, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
+
+        from serving.tensors import decode_text, from_tensor_proto, to_tensor_proto
 
         request = predict_pb2.PredictRequest()
         request.model_spec.name = self.model_name
         request.model_spec.signature_name = signature
         for name, value in inputs.items():
-            array = np.asarray(value)
-            if array.dtype.kind in "UO":
-                array = np.char.encode(array.astype(str), "utf-8")
-            request.inputs[name].CopyFrom(tf.make_tensor_proto(array))
+            request.inputs[name].CopyFrom(to_tensor_proto(value))
         response = self._call(self.predictions.Predict, request)
-        return {name: _decoded(tf.make_ndarray(proto))
+        return {name: decode_text(from_tensor_proto(f"output '{name}'", proto))
                 for name, proto in response.outputs.items()}
 
     def versions(self) -> List[Tuple[int, str]]:
@@ -199,30 +199,25 @@ class GrpcTransport:
 class SavedModelTransport:
     """The SavedModel itself, in this process: no server (notebooks, tests, batch jobs).
 
-    Same inputs and outputs as the servers; model errors become RequestRejected.
+    Same inputs, outputs and errors as the servers (the stand-in's own signature calls).
     """
 
-    def __init__(self, model_dir: str, model_name: str = "towergraph"):
+    protocol = PROTOCOL_SAVED_MODEL
+
+    def __init__(self, model_dir: str, model_name: str = DEFAULT_MODEL_NAME):
+        import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
         import tensorflow as tf
 
-        self._tf = tf
-        self.model_dir = model_dir
+        self.model_dir = self.address = model_dir
         self.model_name = model_name
         self.model = tf.saved_model.load(model_dir)
 
     def predict(self, signature: str, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        tf = self._tf
-        if signature not in self.model.signatures:
-            raise RequestRejected(f"the model has no signature {signature!r}")
-        tensors = {}
-        for name, value in inputs.items():
-            array = np.asarray(value)
-            tensors[name] = tf.constant(array.astype(str) if array.dtype.kind in "UO" else array)
-        try:
-            outputs = self.model.signatures[signature](**tensors)
-        except (tf.errors.InvalidArgumentError, TypeError, ValueError) as error:
-            raise RequestRejected(str(error).splitlines()[0]) from None
-        return {name: _decoded(value.numpy()) for name, value in outputs.items()}
+        from serving.tensors import call_signature, decode_text, find_signature
+
+        function = find_signature(self.model.signatures, signature)
+        return {name: decode_text(value)
+                for name, value in call_signature(function, inputs).items()}
 
     def versions(self) -> List[Tuple[int, str]]:
         name = os.path.basename(os.path.normpath(self.model_dir))
@@ -230,13 +225,6 @@ class SavedModelTransport:
 
     def close(self) -> None:
         pass
-
-
-def _decoded(array: np.ndarray) -> np.ndarray:
-    """UTF-8 bytes to str, as REST's JSON delivers them."""
-    if array.dtype != object or not array.size:
-        return array
-    return np.vectorize(lambda value: value.decode("utf-8"), otypes=[object])(array)
 
 
 def open_transport(server: str, model_name: str, protocol: Optional[str] = None,

@@ -116,3 +116,13 @@ def test_a_new_version_is_picked_up(server):
         time.sleep(0.2)
     assert rest.version() == 2 and grpc.version() == 2
     assert np.isfinite(rest.item_embeddings(["4"])).all()
+
+
+def test_the_client_says_what_it_talks_to(server):
+    """What the explorer shows: protocol label, normalised address, served version."""
+    with TowerGraphClient.connect(server.rest_url + "/") as rest, \
+            TowerGraphClient.connect(f"grpc://{server.grpc_target}") as grpc:
+        assert (rest.protocol, rest.address) == ("REST", server.rest_url)
+        assert (grpc.protocol, grpc.address) == ("gRPC", f"grpc://{server.grpc_target}")
+        assert rest.model_name == grpc.model_name == "towergraph"
+        assert rest.version() == grpc.version() >= 1

@@ -36,3 +36,8 @@ MAX_GRAPH_DEPTH = 4          # hops from the seeds
 MAX_GRAPH_FANOUT = 20        # neighbours asked for per node
 DEFAULT_GRAPH_MAX_NODES = 2000
 MAX_GRAPH_NODES = 10_000     # the largest max_nodes a caller may ask for
+
+# What a serving client talks over, as the client reports it and the explorer shows it.
+PROTOCOL_REST = "REST"
+PROTOCOL_GRPC = "gRPC"
+PROTOCOL_SAVED_MODEL = "SavedModel"   # the model loaded in-process, no server

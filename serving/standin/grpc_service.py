@@ -8,59 +8,25 @@ well as those calling tf.make_ndarray.
 """
 
 import logging
-import math
 
 import grpc
 import numpy as np
 import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
-import tensorflow as tf
-from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
 
-from serving.standin.errors import ServingError, invalid_argument
+from serving.errors import ServingError
 from serving.standin.service import ServingCore, internal_error
+from serving.tensors import from_tensor_proto, to_tensor_proto
 
 LOG = logging.getLogger("serving.standin")
 
-_VALUE_FIELDS = {
-    types_pb2.DT_FLOAT: "float_val", types_pb2.DT_DOUBLE: "double_val",
-    types_pb2.DT_INT32: "int_val", types_pb2.DT_INT16: "int_val", types_pb2.DT_INT8: "int_val",
-    types_pb2.DT_UINT8: "int_val", types_pb2.DT_UINT16: "int_val",
-    types_pb2.DT_INT64: "int64_val", types_pb2.DT_UINT32: "uint32_val",
-    types_pb2.DT_UINT64: "uint64_val", types_pb2.DT_BOOL: "bool_val",
-    types_pb2.DT_STRING: "string_val",
-}
-
-
-def to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
-    """A TensorProto with typed value fields, as TF Serving's Predict returns them."""
-    dtype = tf.string if array.dtype.kind in "OSU" else tf.as_dtype(array.dtype)
-    field = _VALUE_FIELDS.get(dtype.as_datatype_enum)
-    if field is None:
-        return tf.make_tensor_proto(array)
-    proto = tensor_pb2.TensorProto(dtype=dtype.as_datatype_enum)
-    for size in array.shape:
-        proto.tensor_shape.dim.add(size=size)
-    values = array.ravel()
-    if array.dtype.kind == "U":
-        values = np.char.encode(values, "utf-8")
-    getattr(proto, field).extend(values.tolist())
-    return proto
-
-
-def from_tensor_proto(name: str, proto: tensor_pb2.TensorProto, core: ServingCore) -> np.ndarray:
-    """The request tensor as numpy; its declared shape is checked against the limits first, as
-    TensorProto fills a short value list up to the shape by repeating the last value."""
-    dims = [dim.size for dim in proto.tensor_shape.dim]
+def _input_array(name: str, proto, core: ServingCore) -> np.ndarray:
+    """A request tensor as numpy: rows checked against --max-batch-size and its declared size
+    against --max-request-bytes before anything is allocated."""
+    dims = proto.tensor_shape.dim
     if dims:
-        core.check_batch_size(name, dims[0])
-    if any(size < 0 for size in dims) or math.prod(dims) > core.limits.max_request_bytes:
-        raise invalid_argument(f"input '{name}' has an invalid or oversized shape {dims}")
-    try:
-        return tf.make_ndarray(proto)
-    except Exception as error:  # noqa: BLE001 - any malformed proto is the caller's error
-        raise invalid_argument(f"input '{name}' is not a valid TensorProto: "
-                               f"{type(error).__name__}: {error}") from None
+        core.check_batch_size(name, dims[0].size)
+    return from_tensor_proto(f"input '{name}'", proto, core.limits.max_request_bytes)
 
 
 def _version_and_label(model_spec):
@@ -94,7 +60,7 @@ class PredictionService(_Servicer, prediction_service_pb2_grpc.PredictionService
         version, label = _version_and_label(request.model_spec)
         target = self.core.target(request.model_spec.name, version, label,
                                   request.model_spec.signature_name)
-        inputs = {name: from_tensor_proto(name, proto, self.core)
+        inputs = {name: _input_array(name, proto, self.core)
                   for name, proto in request.inputs.items()}
         result = self.core.predict(target, inputs, list(request.output_filter))
         response = predict_pb2.PredictResponse()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
-from serving.standin.errors import Code, ServingError, from_tf_error, invalid_argument, not_found
+from serving.errors import Code, ServingError, error_for_code, from_tf_error, invalid_argument, not_found
 from serving.standin.layout import fingerprint, has_saved_model, version_dirs
 
 LOG = logging.getLogger("serving.standin")
@@ -36,7 +36,7 @@ def _load_error(error: Exception) -> ServingError:
     if hasattr(error, "error_code"):  # tf.errors.OpError
         return from_tf_error(error)
     code = Code.NOT_FOUND if isinstance(error, FileNotFoundError) else Code.UNKNOWN
-    return ServingError(code, f"{type(error).__name__}: {error}")
+    return error_for_code(code, f"{type(error).__name__}: {error}")
 
 
 class ModelRepository:

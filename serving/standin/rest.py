@@ -23,7 +23,7 @@ import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from serving.standin import rest_json
-from serving.standin.errors import Code, ServingError, invalid_argument
+from serving.errors import Code, ServingError, error_for_code, invalid_argument
 from serving.standin.service import SIGNATURE_DEF_FIELD, ServingCore, internal_error
 
 LOG = logging.getLogger("serving.standin")
@@ -129,7 +129,7 @@ class RestApi:
 
     async def _read_body(self, request: Request) -> bytes:
         limit = self.core.limits.max_request_bytes
-        too_large = ServingError(
+        too_large = error_for_code(
             Code.RESOURCE_EXHAUSTED, f"Request body is larger than the limit of {limit} bytes of "
             f"this server (--max-request-bytes)", http_status=413)
         declared = request.headers.get("content-length")

@@ -17,7 +17,7 @@ import numpy as np
 import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 
-from serving.standin.errors import Code, ServingError, invalid_argument
+from serving.errors import Code, ServingError, error_for_code, invalid_argument
 from serving.standin.servable import TensorSpec
 
 ROW, COLUMNAR = "row", "columnar"
@@ -219,7 +219,7 @@ def _convert(leaves: List, dtype: tf.DType, where: str) -> np.ndarray:
                 raise invalid_argument(f"{where}: Cannot convert JSON value: {_echo(value)} to "
                                        f"{dtype.name} without loss of precision.")
         return np.array(leaves, dtype=np.float64).astype(dtype.as_numpy_dtype)
-    raise ServingError(Code.UNIMPLEMENTED, f"{where}: Conversion of JSON values to type: "
+    raise error_for_code(Code.UNIMPLEMENTED, f"{where}: Conversion of JSON values to type: "
                                            f"DT_{dtype.name.upper()} is not supported")
 
 

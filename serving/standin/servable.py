@@ -9,7 +9,8 @@ import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
-from serving.standin.errors import Code, ServingError, from_tf_error, invalid_argument
+from serving.errors import invalid_argument
+from serving.tensors import call_signature, dtype_of, find_signature
 
 SERVE_TAG = "serve"
 
@@ -37,13 +38,6 @@ class TensorSpec:
         if shape is None:
             return "[?]"
         return "[" + ",".join("-1" if dim is None else str(dim) for dim in shape) + "]"
-
-
-def dtype_of(array: np.ndarray) -> tf.DType:
-    """The TF dtype a numpy array stands for (object, bytes and str arrays are DT_STRING)."""
-    if array.dtype.kind in "OSU":
-        return tf.string
-    return tf.as_dtype(array.dtype)
 
 
 class Signature:
@@ -86,17 +80,9 @@ class Signature:
     def run(self, inputs: Mapping[str, np.ndarray],
             output_filter: Tuple[str, ...] = ()) -> Dict[str, np.ndarray]:
         """Runs on validated inputs; outputs by alias, sorted, only `output_filter`'s if given."""
-        tensors = {}
-        for key, array in inputs.items():
-            if array.dtype.kind == "U":
-                array = np.char.encode(array, "utf-8")
-            tensors[key] = tf.constant(array, dtype=self.inputs[key].dtype)
-        try:
-            outputs = self.function(**tensors)
-        except tf.errors.OpError as error:
-            raise from_tf_error(error) from None
-        wanted = output_filter or tuple(self.outputs)
-        return {key: outputs[key].numpy() for key in wanted}
+        outputs = call_signature(self.function, inputs,
+                                 {key: spec.dtype for key, spec in self.inputs.items()})
+        return {key: outputs[key] for key in output_filter or tuple(self.outputs)}
 
 
 class Servable:
@@ -120,12 +106,7 @@ class Servable:
         return cls(name, version, path, signature_defs, loaded)
 
     def signature(self, name: str) -> Signature:
-        key = name or tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
-        if key not in self.signatures:
-            # TF Serving's wording and code (predict_util.cc); REST maps it to 400.
-            raise ServingError(Code.FAILED_PRECONDITION,
-                               f'Serving signature key "{key}" not found.')
-        return self.signatures[key]
+        return find_signature(self.signatures, name)
 
 
 def read_signature_defs(path: str) -> Dict[str, meta_graph_pb2.SignatureDef]:

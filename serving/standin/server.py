@@ -15,7 +15,7 @@ from concurrent import futures
 from pathlib import Path
 from typing import Iterator, Mapping, Optional
 
-from serving.standin.errors import StartupError
+from serving.errors import StartupError
 from towergraph.constants import DEFAULT_MODEL_NAME
 from serving.standin.layout import find_model_base_path
 from serving.standin.repository import ModelRepository, VersionWatcher

@@ -10,7 +10,7 @@ import numpy as np
 import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 
-from serving.standin.errors import Code, ServingError, invalid_argument, not_found
+from serving.errors import Code, ServingError, error_for_code, invalid_argument, not_found
 from serving.standin.repository import ModelRepository
 from serving.standin.servable import Servable, Signature
 from towergraph.constants import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_REQUEST_BYTES
@@ -150,4 +150,4 @@ class ServingCore:
 
 def internal_error(error: Exception) -> ServingError:
     """An unexpected failure, without a traceback for the client."""
-    return ServingError(Code.INTERNAL, f"Internal error in the stand-in: {type(error).__name__}")
+    return error_for_code(Code.INTERNAL, f"Internal error in the stand-in: {type(error).__name__}")

@@ -1,6 +1,6 @@
 """Serving latency over REST and gRPC, and graph building: batched per hop vs one call per node.
 
-    .venv/bin/python bench/serving.py [--model-dir work/run/serving] [--requests 200]
+    .venv/bin/python bench/serving_latency.py [--model-dir work/run/serving] [--requests 200]
 
 Starts `towergraph serve` (the stand-in, or tensorflow_model_server when installed) as a
 separate process on free ports, then measures from this process:
@@ -19,15 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    # Run as a file, this folder comes first on sys.path and this module would shadow the
-    # `serving` package it measures.
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from serving.client import TowerGraphClient  # noqa: E402
-from serving.graph import build_graph  # noqa: E402
+from serving.client import TowerGraphClient
+from serving.graph import build_graph
 
 REPO = Path(__file__).resolve().parents[1]
 
