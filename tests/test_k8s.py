@@ -231,6 +231,36 @@ def test_only_ui_pods_may_reach_tf_serving(docs):
         assert [p["port"] for rule in ui_rules for p in rule["ports"]] == [8080], overlay
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_ui_may_reach_only_tf_serving_and_dns(overlay, docs):
+    """Issue 14: the public UI pod cannot be made to fetch anything but the model server."""
+    policies = [p for p in find(docs[overlay], "NetworkPolicy")
+                if selects(p["spec"]["podSelector"], UI) and "Egress" in p["spec"]["policyTypes"]]
+    assert policies, f"{overlay}: the UI's egress is not restricted"
+    dns = {"k8s-app": "kube-dns"}
+    reached = set()
+    for rule in (rule for p in policies for rule in p["spec"].get("egress", [])):
+        assert rule.get("to"), f"{overlay}: an egress rule lets the UI reach any address"
+        assert rule.get("ports"), f"{overlay}: an egress rule opens every port"
+        ports = {(port["protocol"], port["port"]) for port in rule["ports"]}
+        for peer in rule["to"]:
+            assert "ipBlock" not in peer, f"{overlay}: egress to an address block: {peer}"
+            pods = peer.get("podSelector")
+            assert pods and not selects(pods, {}), f"{overlay}: egress to every pod: {peer}"
+            if selects(pods, SERVING) and "namespaceSelector" not in peer:
+                assert ports <= {("TCP", 8500), ("TCP", 8501)}, f"{overlay}: {ports}"
+                reached.add("tf-serving")
+            elif selects(pods, dns):
+                namespaces = peer.get("namespaceSelector", {})
+                assert namespaces.get("matchLabels") == {
+                    "kubernetes.io/metadata.name": "kube-system"}, f"{overlay}: {peer}"
+                assert ports <= {("UDP", 53), ("TCP", 53)}, f"{overlay}: {ports}"
+                reached.add("dns")
+            else:
+                pytest.fail(f"{overlay}: the UI may reach {peer}")
+    assert reached == {"tf-serving", "dns"}, overlay
+
+
 # --- every workload ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -44,6 +44,28 @@ def app(standin, monkeypatch):
     return AppTest.from_file(APP, default_timeout=60)
 
 
+@pytest.fixture
+def local_app(monkeypatch):
+    """A local run: no server given, so the page's connection fields are editable."""
+    for name in (state.ENV_SERVER, state.ENV_PROTOCOL, state.ENV_MODEL_NAME):
+        monkeypatch.delenv(name, raising=False)
+    return AppTest.from_file(APP, default_timeout=60)
+
+
+def page_text(at) -> str:
+    """Every value, label and body the page shows, sidebar included."""
+    parts = []
+    for element in list(at.main) + list(at.sidebar):
+        for name in ("value", "label", "body", "help", "placeholder"):
+            try:
+                value = getattr(element, name, None)
+            except Exception:  # noqa: BLE001 - some elements compute values lazily
+                value = None
+            if value is not None:
+                parts.append(str(value))
+    return " ".join(parts).replace("\\", "")
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -98,11 +120,87 @@ def test_missing_model_is_a_clear_message(app, monkeypatch):
     assert "does not serve a model named" in message and "no_such_model" in message
 
 
-def test_bad_address_is_a_clear_message(app):
-    at = app.run()
+def test_bad_address_is_a_clear_message(local_app):
+    at = local_app.run()
     at.sidebar.text_input(key="server").input("http://").run()
     assert not at.exception
-    assert any("Cannot talk to the server" in message for message in texts(at.error))
+    assert any("must name a host" in message for message in texts(at.error))
+
+
+# -- a deployed explorer cannot be turned against the network (issue 14) --------------------------
+
+def test_a_deployed_explorer_is_pinned_to_its_server(app, standin):
+    at = app.run()
+    assert not at.exception
+    assert not at.sidebar.text_input and not at.sidebar.radio     # nothing to edit
+    assert "cannot be changed here" in page_text(at)
+    # A visitor's forged widget values (any websocket client can send some) change nothing.
+    at.session_state["server"] = "http://169.254.169.254"
+    at.session_state["model_name"] = "../../computeMetadata"
+    at.run()
+    assert not at.exception
+    assert "towergraph version 1" in at.sidebar.success[0].value.replace("\\", "")
+
+
+def test_a_local_run_refuses_other_schemes_and_hostile_model_names(local_app, standin,
+                                                                    monkeypatch):
+    opened = []
+    real = data.open_client
+    monkeypatch.setattr(data, "open_client", lambda *args, **kw: opened.append(args) or
+                        real(*args, **kw))
+    at = local_app.run()
+    at.sidebar.text_input(key="server").input("file:///etc/passwd").run()
+    assert any("must start with http://, https:// or grpc://" in message
+               for message in texts(at.error))
+    at.sidebar.text_input(key="server").input(standin.rest_url)
+    at.sidebar.text_input(key="model_name").input("towergraph/../../x?").run()
+    assert not at.exception
+    assert any("A model name starts with a letter or digit" in message
+               for message in texts(at.error))
+    assert all(args[0] == "http://localhost:8501" for args in opened), opened
+    at.sidebar.text_input(key="model_name").input(tiny_world.MODEL_NAME).run()
+    assert "towergraph version 1" in at.sidebar.success[0].value.replace("\\", "")
+
+
+@pytest.fixture
+def hostile_server():
+    """An HTTP server answering every request with a non-JSON body holding a secret."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        status = 500
+
+        def do_GET(self):  # noqa: N802 - the http.server API
+            body = b"root:x:0:0 INTERNAL-SECRET <b>metadata</b>"
+            self.send_response(Handler.status)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, Handler
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("status", [500, 404, 400])
+def test_no_answer_of_a_failed_call_is_shown(hostile_server, monkeypatch, status):
+    server, handler = hostile_server
+    handler.status = status
+    monkeypatch.setenv(state.ENV_SERVER, f"http://127.0.0.1:{server.server_address[1]}")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert at.sidebar.error, "the failure is reported"
+    assert "INTERNAL-SECRET" not in page_text(at) and "root:x" not in page_text(at)
 
 
 # -- the graph ------------------------------------------------------------------------------------
@@ -190,7 +288,7 @@ def test_grpc(standin, monkeypatch):
     monkeypatch.setenv(state.ENV_SERVER, f"grpc://{standin.grpc_target}")
     monkeypatch.delenv(state.ENV_PROTOCOL, raising=False)
     at = AppTest.from_file(APP, default_timeout=60).run()
-    assert at.sidebar.radio(key="protocol").value == "gRPC"
+    assert f"grpc://{standin.grpc_target} (gRPC)" in page_text(at)
     search(at, "Robot Chronicles 7")
     assert at.subheader[0].value == "The Robot Chronicles 7"
     assert metric(at, "Items") > 1

@@ -10,7 +10,7 @@ import pytest
 
 from serving.client import Item, Recommendations
 from serving.graph import SimilarityGraph, graph_stats
-from ui import cli, data, state, views
+from ui import cli, data, guard, state, views
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -70,15 +70,72 @@ def test_navigation_trail_is_bounded_and_forget_goes_back():
 # -- settings and cache keys ----------------------------------------------------------------------
 
 def test_settings_from_env():
-    assert state.settings_from_env({}) == ("http://localhost:8501", "REST", "towergraph")
+    assert state.settings_from_env({}) == ("http://localhost:8501", "REST", "towergraph", False)
     assert state.settings_from_env({"TOWERGRAPH_SERVER": "grpc://tf:8500"}).protocol == "gRPC"
     settings = state.settings_from_env({"TOWERGRAPH_SERVER": "http://tf:8501",
                                         "TOWERGRAPH_PROTOCOL": "GRPC",
                                         "TOWERGRAPH_MODEL_NAME": "books"})
-    assert settings == ("http://tf:8501", "gRPC", "books")
+    assert settings == ("http://tf:8501", "gRPC", "books", True)   # a server pins it
     assert state.settings_from_env({"TOWERGRAPH_PROTOCOL": "carrier-pigeon"}).protocol == "REST"
     with pytest.raises(ValueError):
         state.protocol_label("soap")
+
+
+# -- what a browser may send (issue 14) ------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["towergraph", "books-v2", "Model_1.5", "a" * 64])
+def test_model_names_tf_serving_accepts(name):
+    assert guard.check_model_name(f" {name} ") == name
+
+
+@pytest.mark.parametrize("name", ["", "  ", "a" * 65, "../admin", "x/versions/1", "x?y=1",
+                                  "x#frag", "x%2F..", "two words", "tab\there", "nl\nx",
+                                  "nul\x00", "del\x7f", "x:predict", ".hidden", "-flag",
+                                  "caf\u00e9", "x@evil", "x\\y"])
+def test_hostile_model_names_are_refused_with_a_reason(name):
+    with pytest.raises(guard.Rejected) as error:
+        guard.check_model_name(name)
+    assert "model name" in str(error.value).lower()
+
+
+@pytest.mark.parametrize("server, accepted", [
+    ("http://localhost:8501", "http://localhost:8501"),
+    ("https://tf.example.org/", "https://tf.example.org"),
+    ("grpc://tf-serving:8500", "grpc://tf-serving:8500"),
+    ("http://10.0.0.7:8501", "http://10.0.0.7:8501"),
+    ("http://[::1]:8501", "http://[::1]:8501")])
+def test_servers_a_local_run_may_use(server, accepted):
+    assert guard.check_server(server) == accepted
+
+
+@pytest.mark.parametrize("server", [
+    "", "file:///etc/passwd", "gopher://127.0.0.1:70/", "ftp://host/", "localhost:8501",
+    "//localhost:8501", "javascript:alert(1)", "http://", "http://user:pw@host:8501",
+    "http://host:8501/v1/models/x", "http://host:8501?x=1", "http://host:8501#x",
+    "http://host:notaport", "http://host:99999", "http://ho st:8501", "http://host\n:8501",
+    "grpc://tf-serving", "http://" + "a" * 300, "http://evil.com%2F@internal:80"])
+def test_other_servers_are_refused(server):
+    with pytest.raises(guard.Rejected):
+        guard.check_server(server)
+
+
+def test_item_ids_from_links_are_bounded_and_printable():
+    assert guard.check_item_id(" 50 ") == "50"
+    for bad in ["", "x" * (guard.MAX_ITEM_ID + 1), "a\nb", "\x00"]:
+        with pytest.raises(guard.Rejected):
+            guard.check_item_id(bad)
+
+
+def test_a_failed_call_never_shows_the_servers_answer():
+    from serving.client import (ModelNotFound, RequestRejected, ServerUnavailable,
+                                ServingError, UnknownItems)
+    secret = "root:x:0:0 INTERNAL-METADATA-TOKEN"
+    for error in [RequestRejected(f"http://x/v1/models/m:predict: {secret}"),
+                  ModelNotFound(f"model 'm' at http://x: {secret}"),
+                  ServerUnavailable(f"answered 503: {secret}"), ServingError(secret),
+                  RuntimeError(secret), UnknownItems([secret])]:
+        message = guard.public_message(error, "Search")
+        assert message.startswith("Search failed: ") and "INTERNAL" not in message, message
 
 
 def test_cache_key_holds_the_model_version():
@@ -233,3 +290,11 @@ def test_ui_command_line(monkeypatch):
     assert cli.run_ui(parse("--server", "http://tf:8501")) == 0
     assert calls[0][1]["TOWERGRAPH_PROTOCOL"] == "rest"
     assert cli.run_ui(parse("--server", " ")) == 2
+    assert cli.run_ui(parse("--server", "file:///etc/passwd")) == 2
+    assert cli.run_ui(parse("--server", "http://tf:8501", "--model-name", "x/../y")) == 2
+
+    # No server anywhere: a local run, whose page may change the connection.
+    monkeypatch.delenv("TOWERGRAPH_SERVER", raising=False)
+    _, env = cli.streamlit_command(parse().server, environ={"TOWERGRAPH_SERVER": "stale"})
+    assert "TOWERGRAPH_SERVER" not in env
+    assert state.settings_from_env(env).pinned is False

@@ -25,7 +25,7 @@ from serving.client import (ModelNotFound, ServerUnavailable, ServingError,  # n
                             UnknownItems)
 from towergraph.constants import MAX_GRAPH_DEPTH as MAX_DEPTH  # noqa: E402
 from towergraph.constants import MAX_GRAPH_FANOUT as MAX_FANOUT  # noqa: E402
-from ui import data, state, views  # noqa: E402
+from ui import data, guard, state, views  # noqa: E402
 from ui.views import escape_markdown as md  # noqa: E402
 
 CRUMBS_SHOWN = 6
@@ -64,26 +64,26 @@ def cached_recommend(conn: state.Connection, user_id: str, session: tuple, k: in
 # -- connection -----------------------------------------------------------------------------------
 
 def connect(server: str, protocol: str, model_name: str):
-    """(Connection, status) or (None, a message for the reader)."""
-    server, model_name = server.strip(), model_name.strip()
-    if not server:
-        return None, "Enter the address of a TF Serving server, e.g. http://localhost:8501."
-    if not model_name:
-        return None, "Enter the name of the served model (towergraph by default)."
+    """(Connection, status) or (None, a message for the reader). Nothing the server answered
+    is shown: a wrong address may answer anything (ui/guard.py)."""
+    try:
+        server, model_name = guard.check_server(server), guard.check_model_name(model_name)
+    except guard.Rejected as error:
+        return None, str(error)
     try:
         status = client_for(server, protocol.lower(), model_name).status()
-    except ServerUnavailable as error:
-        return None, f"Cannot reach the server at {server} ({protocol}): {error}. Is TF " \
-                     f"Serving running there, and is the address right?"
-    except ModelNotFound as error:
-        return None, f"The server at {server} does not serve a model named {model_name!r}: " \
-                     f"{error}"
+    except ServerUnavailable:
+        return None, f"Cannot reach the server at {server} ({protocol}). Is TF Serving " \
+                     f"running there, and is the address right?"
+    except ModelNotFound:
+        return None, f"The server at {server} does not serve a model named {model_name!r}."
     except ImportError as error:
         return None, f"gRPC needs TensorFlow and tensorflow-serving-api, which this " \
                      f"installation lacks ({error}). Use REST."
     except Exception as error:  # a wrong address can fail in many ways; none is a traceback
-        return None, f"Cannot talk to the server at {server} ({protocol}): " \
-                     f"{type(error).__name__}: {error}"
+        guard.log.warning("connecting to %s failed: %r", server, error)
+        return None, f"Cannot talk to the server at {server} ({protocol}): it does not " \
+                     f"answer as TF Serving does ({type(error).__name__})."
     version = state.serving_version(status)
     if version is None:
         states = ", ".join(f"version {v}: {s}" for v, s in sorted(status.items())) or "none"
@@ -91,15 +91,27 @@ def connect(server: str, protocol: str, model_name: str):
     return state.connection(server, protocol, model_name, version), status
 
 
+def connection_fields(settings: state.Settings):
+    """(server, protocol, model name): fixed when the deployment pinned them, else editable."""
+    if settings.pinned:
+        st.caption(md(f"Model server: {settings.server} ({settings.protocol}), model "
+                      f"{settings.model_name}. Set by the deployment; it cannot be changed "
+                      f"here."))
+        return settings.server, settings.protocol, settings.model_name
+    server = st.text_input("Server", settings.server, key="server",
+                           max_chars=guard.MAX_SERVER_LENGTH,
+                           help="http://host:8501 for REST, grpc://host:8500 for gRPC")
+    protocol = st.radio("Protocol", state.PROTOCOLS, horizontal=True, key="protocol",
+                        index=state.PROTOCOLS.index(settings.protocol))
+    model_name = st.text_input("Model name", settings.model_name, key="model_name",
+                               max_chars=guard.MAX_MODEL_NAME)
+    return server, protocol, model_name
+
+
 def sidebar(settings: state.Settings):
     with st.sidebar:
         st.header("Connection")
-        server = st.text_input("Server", settings.server, key="server",
-                               help="http://host:8501 for REST, grpc://host:8500 for gRPC")
-        protocol = st.radio("Protocol", state.PROTOCOLS, horizontal=True, key="protocol",
-                            index=state.PROTOCOLS.index(settings.protocol))
-        model_name = st.text_input("Model name", settings.model_name, key="model_name")
-        conn, status = connect(server, protocol, model_name)
+        conn, status = connect(*connection_fields(settings))
         with st.container(key="model_status"):
             if conn is None:
                 st.error(md(status))
@@ -139,7 +151,7 @@ def find_item(conn: state.Connection, nav: state.Navigation) -> None:
     try:
         matches = cached_search(conn, query)
     except ServingError as error:
-        st.error(md(f"Search failed: {error}"))
+        st.error(md(guard.public_message(error, "Search")))
         return
     if not matches:
         st.info(md(f"No title matches {query.strip()!r}."))
@@ -253,7 +265,7 @@ def graph_tab(conn: state.Connection, depth: int, fanout: int, nav: state.Naviga
         nav.forget()
         return
     except ServingError as error:
-        st.error(md(f"Could not build the graph: {error}"))
+        st.error(md(guard.public_message(error, "Building the graph")))
         return
     _titles().update(views.node_titles(bundle.result))
     if st.query_params.get("item") != nav.centre:
@@ -280,7 +292,7 @@ def recommendations_tab(conn: state.Connection) -> None:
             try:
                 matches = cached_search(conn, query)
             except ServingError as error:
-                st.error(md(f"Search failed: {error}"))
+                st.error(md(guard.public_message(error, "Search")))
                 matches = []
             _remember(matches)
             options += [item.item_id for item in matches if item.item_id not in options]
@@ -293,7 +305,7 @@ def recommendations_tab(conn: state.Connection) -> None:
     try:
         recs = cached_recommend(conn, user_id.strip(), tuple(session), k)
     except ServingError as error:
-        st.error(md(f"Could not get recommendations: {error}"))
+        st.error(md(guard.public_message(error, "Recommendations")))
         return
     _remember(recs.items)
     with st.container(key="rec-result"):
@@ -313,7 +325,12 @@ def main() -> None:
     nav = state.Navigation(st.session_state)
     if not st.session_state.get("started"):
         st.session_state["started"] = True
-        nav.go_to(st.query_params.get("item"))  # a shared link: ?item=ID
+        link = st.query_params.get("item")  # a shared link: ?item=ID
+        if link:
+            try:
+                nav.go_to(guard.check_item_id(link))
+            except guard.Rejected as error:
+                st.warning(md(f"The link's item is ignored: {error}"))
     conn, problem, depth, fanout = sidebar(state.settings_from_env())
     st.title("TowerGraph explorer")
     if conn is None:

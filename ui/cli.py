@@ -4,7 +4,8 @@
                   [--port 8502] [--address 127.0.0.1]
 
 Runs `streamlit run ui/app.py`; the connection settings reach the app as TOWERGRAPH_SERVER,
-TOWERGRAPH_PROTOCOL and TOWERGRAPH_MODEL_NAME (the defaults of its connection panel).
+TOWERGRAPH_PROTOCOL and TOWERGRAPH_MODEL_NAME. A server (flag or environment) pins the app to
+it; without one the page's connection fields are editable (a local run; ui/guard.py).
 """
 
 import argparse
@@ -15,7 +16,7 @@ import sys
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from towergraph.constants import DEFAULT_MODEL_NAME
-from ui import state
+from ui import guard, state
 
 APP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app.py")
 DEFAULT_PORT = 8502
@@ -38,9 +39,11 @@ def add_ui_command(subparsers) -> None:
         description="Runs the Streamlit graph explorer (ui/app.py) against a TF Serving "
                     "server: search a title, draw the items like it a few hops away, "
                     "re-centre, download the graph, try recommendations.")
-    ui.add_argument("--server", default=os.environ.get(state.ENV_SERVER, state.DEFAULT_SERVER),
-                    help="http://host:8501 (REST) or grpc://host:8500 (gRPC); "
-                         f"default ${state.ENV_SERVER} or {state.DEFAULT_SERVER}")
+    ui.add_argument("--server", default=os.environ.get(state.ENV_SERVER) or None,
+                    help="http://host:8501 (REST) or grpc://host:8500 (gRPC); pins the "
+                         "explorer to it (the page cannot change it). Default "
+                         f"${state.ENV_SERVER}; with neither, a local run that starts at "
+                         f"{state.DEFAULT_SERVER} and lets the page change the server")
     ui.add_argument("--protocol", choices=("rest", "grpc"), type=str.lower,
                     help="default: gRPC for a grpc:// address, REST otherwise")
     ui.add_argument("--model-name", default=DEFAULT_MODEL_NAME,
@@ -53,12 +56,13 @@ def add_ui_command(subparsers) -> None:
     ui.set_defaults(func=run_ui)
 
 
-def streamlit_command(server: str, protocol: Optional[str] = None,
+def streamlit_command(server: Optional[str], protocol: Optional[str] = None,
                       model_name: str = DEFAULT_MODEL_NAME, port: int = DEFAULT_PORT,
                       address: str = DEFAULT_ADDRESS, python: str = sys.executable,
                       environ: Mapping[str, str] = os.environ
                       ) -> Tuple[List[str], Dict[str, str]]:
-    """The `streamlit run` command line and its environment."""
+    """The `streamlit run` command line and its environment. A server pins the explorer to
+    it (TOWERGRAPH_SERVER); None leaves the connection to the page (a local run)."""
     command = [python, "-m", "streamlit", "run", APP,
                "--server.port", str(port), "--server.address", address,
                "--server.headless", "true", "--browser.gatherUsageStats", "false",
@@ -67,8 +71,10 @@ def streamlit_command(server: str, protocol: Optional[str] = None,
                # A reader's toolbar: no deploy button or developer menu.
                "--client.toolbarMode", "viewer"]
     env = dict(environ)
-    env.update({state.ENV_SERVER: server,
-                state.ENV_PROTOCOL: state.protocol_label(protocol, server).lower(),
+    env.pop(state.ENV_SERVER, None)
+    if server is not None:
+        env[state.ENV_SERVER] = server
+    env.update({state.ENV_PROTOCOL: state.protocol_label(protocol, server or "").lower(),
                 state.ENV_MODEL_NAME: model_name})
     return command, env
 
@@ -77,13 +83,17 @@ def run_ui(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("streamlit") is None:
         print("error: the explorer needs streamlit (pip install streamlit)", file=sys.stderr)
         return 1
-    if not args.server.strip() or not args.model_name.strip():
-        print("error: --server and --model-name must not be empty", file=sys.stderr)
+    try:
+        server = None if args.server is None else guard.check_server(args.server)
+        model_name = guard.check_model_name(args.model_name)
+    except guard.Rejected as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
-    command, env = streamlit_command(args.server.strip(), args.protocol, args.model_name.strip(),
-                                     args.port, args.address)
+    command, env = streamlit_command(server, args.protocol, model_name, args.port,
+                                     args.address)
+    where = f"at {server}" if server else "chosen on the page (local run)"
     print(f"TowerGraph explorer: http://{args.address}:{args.port}  (model "
-          f"{args.model_name!r} at {args.server}; Ctrl-C stops it)", file=sys.stderr)
+          f"{model_name!r} {where}; Ctrl-C stops it)", file=sys.stderr)
     try:
         return subprocess.call(command, env=env)
     except KeyboardInterrupt:

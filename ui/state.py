@@ -28,6 +28,9 @@ class Settings(NamedTuple):
     server: str
     protocol: str        # "REST" or "gRPC", as the protocol control shows it
     model_name: str
+    # Started with a server (TOWERGRAPH_SERVER, set by `towergraph ui --server`, the image and
+    # the Kubernetes manifests): the page cannot change the connection (ui/guard.py).
+    pinned: bool = False
 
 
 def protocol_label(protocol: Optional[str], server: str = "") -> str:
@@ -41,13 +44,16 @@ def protocol_label(protocol: Optional[str], server: str = "") -> str:
 
 
 def settings_from_env(environ: Mapping[str, str] = os.environ) -> Settings:
+    """A set TOWERGRAPH_SERVER pins the connection; without it, a local run starts from
+    DEFAULT_SERVER and may change it."""
+    pinned = bool(environ.get(ENV_SERVER, "").strip())
     server = environ.get(ENV_SERVER, "").strip() or DEFAULT_SERVER
     try:
         protocol = protocol_label(environ.get(ENV_PROTOCOL, ""), server)
     except ValueError:
         protocol = protocol_label("", server)
     model_name = environ.get(ENV_MODEL_NAME, "").strip() or DEFAULT_MODEL_NAME
-    return Settings(server, protocol, model_name)
+    return Settings(server, protocol, model_name, pinned)
 
 
 class Connection(NamedTuple):
