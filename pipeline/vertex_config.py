@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from pipeline.config import PipelineConfig
-from trainer.settings import ConfigError, Layer, Problem, build, read, read_yaml, setting
+from trainer.settings import (ConfigError, Layer, Origin, Problem, build, read, read_yaml,
+                              setting)
 
 CONFIG_ENV = "TOWERGRAPH_VERTEX_CONFIG"
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "vertex.yaml"
@@ -224,10 +225,10 @@ def _pipeline_paths(raw: Any, path: str, problems: List[Problem]) -> None:
         return
     for name in section:
         if name in _LOCAL_PATHS:
-            line = getattr(section, "lines", {}).get(name)
             problems.append(Problem(f"pipeline.{name}", "set the Cloud Storage paths at the top "
                                     "level (data_dir, pipeline_root, serving_dir), not in the "
-                                    "pipeline section", f"{path}, line {line}" if line else path))
+                                    "pipeline section",
+                                    Origin.in_file(path, getattr(section, "lines", {}).get(name))))
 
 
 def _expand(value: Any, top: Dict[str, Any], name: str, source: str,

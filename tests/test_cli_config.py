@@ -35,13 +35,13 @@ def run(tmp_path, capsys, yaml_text=None, *flags):
 
 
 @pytest.mark.parametrize("text,message", [
-    ("model:\n  epochs: 2.5\n", "model.epochs: expected an integer, got 2.5 (from {path}, line 2)"),
-    ("model:\n  epochs: ten\n", "model.epochs: expected an integer, got 'ten' (from {path}, line 2)"),
+    ("model:\n  epochs: 2.5\n", "model.epochs: expected an integer, got 2.5 (from {path}) at line 2"),
+    ("model:\n  epochs: ten\n", "model.epochs: expected an integer, got 'ten' (from {path}) at line 2"),
     ("model:\n  embedding_dim: true\n",
-     "model.embedding_dim: expected an integer, got true (from {path}, line 2)"),
+     "model.embedding_dim: expected an integer, got true (from {path}) at line 2"),
     ("- epochs: 3\n", "expected a mapping of settings (name: value lines), got a list (from {path})"),
     ("model: [3]\n", "model: expected a mapping of settings (name: value lines), got a list "
-                     "(from {path}, line 1)"),
+                     "(from {path}) at line 1"),
     ("top_itmes: 3\n", "top_itmes: unknown setting; known: pipeline_name,"),
     ("model:\n  epochs: 3\n   seed: 1\n", "{path} is not valid YAML: line 3, column 8: "
                                           "mapping values are not allowed here"),
@@ -62,10 +62,10 @@ def test_every_problem_of_file_and_flags_at_once(tmp_path, capsys):
         "error: invalid config:",
         "  - gate_ks: expected a list of integers separated by commas, e.g. 256,128; item 2: "
         "expected an integer, got 'x' (from flag --gate-ks)",
-        f"  - model.epochs: expected an integer, got 2.5 (from {path}, line 3)",
+        f"  - model.epochs: expected an integer, got 2.5 (from {path}) at line 3",
         "  - model.batch_size: expected an integer, got 'lots' (from flag --batch-size)",
         "  - model.temperature: must be positive, not 0.0 (from flag --temperature)",
-        f"  - eval_percent: must be between 1 and 99, not 100 (from {path}, line 1)"]
+        f"  - eval_percent: must be between 1 and 99, not 100 (from {path}) at line 1"]
 
 
 def test_flags_override_the_file_and_are_checked(tmp_path, capsys):
@@ -100,4 +100,4 @@ def test_bad_config_in_a_fresh_process_is_fast_and_imports_no_tfx(tmp_path):
     assert result.returncode == 2, result.stderr
     assert result.stdout.strip() == "False"
     assert result.stderr == (f"error: invalid config:\n  - model.epochs: expected an integer, "
-                             f"got 2.5 (from {path}, line 2)\n")
+                             f"got 2.5 (from {path}) at line 2\n")

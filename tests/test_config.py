@@ -47,12 +47,12 @@ def only(text: str, tmp_path):
 def test_int_setting_is_an_int(tmp_path, value, expected):
     path, problem = only(f"model:\n  seed: 1\n  epochs: {value}\n", tmp_path)
     assert problem.startswith(f"model.epochs: {expected}"), problem
-    assert problem.endswith(f"(from {path}, line 3)")
+    assert problem.endswith(f"(from {path}) at line 3")
 
 
 def test_bool_setting_is_not_an_int(tmp_path):
     path, problem = only("model:\n  logq_correction: 1\n", tmp_path)
-    assert problem == f"model.logq_correction: expected true or false, got 1 (from {path}, line 2)"
+    assert problem == f"model.logq_correction: expected true or false, got 1 (from {path}) at line 2"
 
 
 @pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "1.0e+999"])
@@ -90,15 +90,15 @@ def test_every_problem_is_collected_with_its_line(tmp_path):
         "  embedding_dim: true\n  batch_size: 0\n  typo: 3\n", tmp_path)
     assert found == [
         f"bogus: unknown setting; known: {', '.join(f.name for f in dataclasses.fields(PipelineConfig))} "
-        f"(from {path}, line 3)",
-        f"model.epochs: expected an integer, got 2.5 (from {path}, line 5)",
-        f"model.embedding_dim: expected an integer, got true (from {path}, line 6)",
+        f"(from {path}) at line 3",
+        f"model.epochs: expected an integer, got 2.5 (from {path}) at line 5",
+        f"model.embedding_dim: expected an integer, got true (from {path}) at line 6",
         f"model.typo: unknown setting; known: "
         f"{', '.join('model.' + f.name for f in dataclasses.fields(ModelConfig))} "
-        f"(from {path}, line 8)",
-        f"model.batch_size: must be positive, not 0 (from {path}, line 7)",
-        f"eval_percent: must be between 1 and 99, not 0 (from {path}, line 1)",
-        f"top_items: must be 0 (all) or positive, not -1 (from {path}, line 2)",
+        f"(from {path}) at line 8",
+        f"model.batch_size: must be positive, not 0 (from {path}) at line 7",
+        f"eval_percent: must be between 1 and 99, not 0 (from {path}) at line 1",
+        f"top_items: must be 0 (all) or positive, not -1 (from {path}) at line 2",
     ]
 
 
@@ -117,7 +117,7 @@ def test_a_setting_with_a_type_problem_is_not_reported_twice(tmp_path):
 def test_a_list_where_a_section_belongs(tmp_path):
     path, problem = only("model:\n  - epochs\n", tmp_path)
     assert problem == ("model: expected a mapping of settings (name: value lines), got a list "
-                       f"(from {path}, line 1)")
+                       f"(from {path}) at line 1")
 
 
 @pytest.mark.parametrize("text", ["- a\n- b\n", "just text\n", "42\n"])

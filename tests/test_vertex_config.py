@@ -174,21 +174,21 @@ def test_path_that_is_not_gcs(tmp_path, setting):
     path = write_config(tmp_path, **{setting: "work/run"})
     problem = only_problem(path)
     assert problem.startswith(f"{setting}: 'work/run' must be a gs:// path")
-    assert problem.endswith(f"(from {path}, line {line_of(path, setting + ':')})")
+    assert problem.endswith(f"(from {path}) at line {line_of(path, setting + ':')}")
 
 
 def test_dataflow_location_that_is_not_gcs(tmp_path):
     path = write_config(tmp_path, dataflow={"enabled": True, "temp_location": "/tmp/df"})
     problem = only_problem(path)
     assert problem.startswith("dataflow.temp_location: '/tmp/df' must be a gs:// path")
-    assert problem.endswith(f"(from {path}, line {line_of(path, '  temp_location:')})")
+    assert problem.endswith(f"(from {path}) at line {line_of(path, '  temp_location:')}")
 
 
 def test_image_without_registry_host(tmp_path):
     path = write_config(tmp_path, image="towergraph-pipeline:0.1.0")
     problem = only_problem(path)
     assert problem.startswith("image: 'towergraph-pipeline:0.1.0' has no registry host")
-    assert f"(from {path}, line " in problem
+    assert f"(from {path}) at line " in problem
 
 
 def test_image_without_tag(tmp_path):
@@ -213,7 +213,7 @@ def test_unknown_trainer_machine_type_format(tmp_path, machine):
     path = write_config(tmp_path, trainer={"machine_type": machine})
     problem = only_problem(path)
     assert problem.startswith(f"trainer.machine_type: unknown machine type format {machine!r}")
-    assert f"(from {path}, line " in problem
+    assert f"(from {path}) at line " in problem
 
 
 def test_unknown_dataflow_machine_type_format(tmp_path):
@@ -268,13 +268,13 @@ def test_unknown_setting(tmp_path):
     path = write_config(tmp_path, projet="typo")
     problem = only_problem(path)
     assert problem.startswith("projet: unknown setting; known: project, region, bucket")
-    assert problem.endswith(f"(from {path}, line {line_of(path, 'projet:')})")
+    assert problem.endswith(f"(from {path}) at line {line_of(path, 'projet:')}")
 
 
 def test_wrong_type(tmp_path):
     path = write_config(tmp_path, trainer={"replica_count": "two"})
     assert only_problem(path) == (f"trainer.replica_count: expected an integer, got 'two' "
-                                  f"(from {path}, line {line_of(path, '  replica_count:')})")
+                                  f"(from {path}) at line {line_of(path, '  replica_count:')}")
 
 
 def test_unknown_placeholder(tmp_path):
@@ -292,7 +292,7 @@ def test_bad_pipeline_setting(tmp_path):
     path = write_config(tmp_path, pipeline={"eval_percent": 0})
     problem = only_problem(path)
     assert problem.startswith("pipeline.eval_percent: must be between 1 and 99, not 0")
-    assert problem.endswith(f"(from {path}, line {line_of(path, '  eval_percent:')})")
+    assert problem.endswith(f"(from {path}) at line {line_of(path, '  eval_percent:')}")
 
 
 def test_pipeline_name_vertex_rejects(tmp_path):
@@ -328,3 +328,51 @@ def test_cli_reports_config_errors_with_exit_code_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("error: invalid Google Cloud config:") == 2
     assert "bucket is not set" in err
+
+
+# --- the one loader (trainer/settings.py): strict types, sections, every problem at once --------
+
+@pytest.mark.parametrize("section,value,message", [
+    ({"trainer": {"replica_count": 2.5}}, None, "trainer.replica_count: expected an integer, got 2.5"),
+    ({"trainer": {"replica_count": True}}, None, "trainer.replica_count: expected an integer, got true"),
+    ({"enable_caching": "yes"}, None, "enable_caching: expected true or false, got 'yes'"),
+    ({"steps": {"cpu_limit": float("nan")}}, None, "steps.cpu_limit: expected a finite number"),
+    ({"dataflow": {"extra_args": "--a"}}, None, "dataflow.extra_args: expected a list of text"),
+    ({"trainer": ["n1-standard-8"]}, None, "trainer: expected a mapping of settings"),
+])
+def test_strict_types(tmp_path, section, value, message):
+    problem = only_problem(write_config(tmp_path, **section))
+    assert problem.startswith(message), problem
+
+
+def test_pipeline_section_types_name_the_nested_setting_and_line(tmp_path):
+    path = write_config(tmp_path, pipeline={"model": {"epochs": "ten"}})
+    assert only_problem(path) == (f"pipeline.model.epochs: expected an integer, got 'ten' "
+                                  f"(from {path}) at line {line_of(path, '    epochs:')}")
+
+
+def test_type_problems_and_validation_problems_together(tmp_path):
+    path = write_config(tmp_path, region="europe-west1-b", trainer={"replica_count": "two"},
+                        pipeline={"top_items": -1, "model": {"embedding_dim": True}})
+    assert [problem.split(":")[0] for problem in problems_of(path)] == [
+        "trainer.replica_count", "pipeline.model.embedding_dim", "region",
+        "pipeline.top_items"]
+
+
+def test_a_bad_bucket_type_is_reported_once(tmp_path):
+    """Settings derived from a bucket of the wrong type are not reported too."""
+    assert only_problem(write_config(tmp_path, bucket=12)).startswith(
+        "bucket: expected text, got 12")
+
+
+def test_yaml_syntax_error_names_line_and_column(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("project: my-project\ntrainer:\n  machine_type: [n1\n")
+    assert only_problem(path).startswith(f"{path} is not valid YAML: line 4, column 1: ")
+
+
+def test_a_list_file(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- project\n")
+    assert only_problem(path) == f"{path}: expected a mapping of settings (name: value lines), " \
+                                 f"got list"

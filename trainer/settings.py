@@ -37,17 +37,32 @@ MAX_INT = 2 ** 63 - 1
 _SHOWN_CHARS = 60
 
 
+class Origin(str):
+    """Where a value came from: a file path (with the line of the setting), a flag, ..."""
+
+    line: int = 0
+
+    @classmethod
+    def in_file(cls, path: str, line: Optional[int]) -> "Origin":
+        origin = cls(path)
+        origin.line = line or 0
+        return origin
+
+
 @dataclasses.dataclass(frozen=True)
 class Problem:
     """One thing wrong with a config: which setting, what, and where its value came from."""
 
     setting: str  # dotted, e.g. model.epochs; "" for a problem of the file as a whole
     message: str
-    where: str = ""  # e.g. "configs/local.yaml, line 12", "flag --epochs", "the default"
+    where: str = ""  # e.g. Origin.in_file("configs/local.yaml", 12), "flag --epochs"
 
     def __str__(self) -> str:
         text = f"{self.setting}: {self.message}" if self.setting else self.message
-        return f"{text} (from {self.where})" if self.where else text
+        if not self.where:
+            return text
+        line = getattr(self.where, "line", 0)
+        return f"{text} (from {self.where})" + (f" at line {line}" if line else "")
 
 
 class ConfigError(ValueError):
@@ -286,13 +301,12 @@ class Layer:
     values: Any
     where: Where
     text: bool = False
-    at: str = ""  # where the values themselves are (a section's line); default: `where`
+    at: str = ""  # where the values themselves are (a section's Origin); default: `where`
 
-    def origin(self, key: Any, dotted: str) -> str:
+    def origin(self, key: Any, dotted: str) -> Origin:
         if callable(self.where):
             return self.where(dotted)
-        line = getattr(self.values, "lines", {}).get(key)
-        return f"{self.where}, line {line}" if line else self.where
+        return Origin.in_file(self.where, getattr(self.values, "lines", {}).get(key))
 
     def itself(self, dotted: str) -> str:
         return self.at or (self.where(dotted) if callable(self.where) else self.where)
