@@ -74,6 +74,7 @@ class ServingError(Exception):
 
     @property
     def http_status(self) -> int:
+        """The HTTP status TF Serving's REST API answers this error with."""
         return self._http_status or HTTP_STATUS.get(self.code, 500)
 
     def __repr__(self) -> str:
@@ -112,14 +113,14 @@ _CLASS_OF_CODE = {
 
 
 def error_for_code(code: Code, message: str, http_status: Optional[int] = None) -> ServingError:
-    """The family member `code` stands for (RequestRejected for the codes not listed)."""
+    """The family member for a canonical code (anything not listed above is RequestRejected)."""
     code = Code(code)
     return _CLASS_OF_CODE.get(code, RequestRejected)(message, code, http_status)
 
 
 def code_for_http_status(status: int) -> Code:
-    """The canonical code an HTTP error status stands for (the inverse of HTTP_STATUS where it
-    is one to one)."""
+    """The canonical code behind a REST error status (other 5xx: INTERNAL, other 4xx:
+    INVALID_ARGUMENT)."""
     return _CODE_OF_HTTP.get(status, Code.INTERNAL if status >= 500 else Code.INVALID_ARGUMENT)
 
 
@@ -152,8 +153,8 @@ def from_tf_error(error: Exception) -> ServingError:
 
 
 def echo(text, limit: int = 100) -> str:
-    """`text` quoted for an error message or a log line: whole up to `limit` characters, else
-    its start and its length (a 1 MB query is not echoed back whole)."""
+    """At most `limit` characters of untrusted text for an error message or a log line, with
+    its full length when cut: a 1 MB query is not echoed back or logged in full."""
     text = str(text)
     if len(text) <= limit:
         return repr(text)
