@@ -376,3 +376,16 @@ def test_a_list_file(tmp_path):
     path.write_text("- project\n")
     assert only_problem(path) == f"{path}: expected a mapping of settings (name: value lines), " \
                                  f"got list"
+
+
+def test_cli_reports_yaml_and_type_errors_with_exit_code_2(tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("project: my-project\n  region: x\n")
+    assert towergraph("vertex", "compile", "--config", str(broken)) == 2
+    path = write_config(tmp_path, trainer={"replica_count": 2.5})
+    assert towergraph("vertex", "submit", "--config", str(path), "--dry-run") == 2
+    err = capsys.readouterr().err
+    assert f"{broken} is not valid YAML: line 2, column 9: " in err
+    assert (f"trainer.replica_count: expected an integer, got 2.5 (from {path}) at line "
+            f"{line_of(path, '  replica_count:')}") in err
+    assert "Traceback" not in err
