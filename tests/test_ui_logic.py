@@ -158,10 +158,10 @@ def test_cache_key_holds_the_model_version():
             state.graph_key(v1, "7", depth, fanout)
 
 
-def test_serving_version_is_the_newest_available():
-    assert state.serving_version({1: "AVAILABLE", 3: "AVAILABLE", 4: "LOADING"}) == 3
-    assert state.serving_version({2: "LOADING"}) is None
-    assert state.serving_version({}) is None
+def test_the_connection_is_what_the_client_reports():
+    class Client:       # the three properties the explorer reads from TowerGraphClient
+        address, protocol, model_name = "http://tf:8501", "REST", "books"
+    assert state.connection_of(Client(), 3) == ("http://tf:8501", "rest", "books", 3)
 
 
 # -- wording --------------------------------------------------------------------------------------

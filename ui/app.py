@@ -64,19 +64,21 @@ def cached_recommend(conn: state.Connection, user_id: str, session: tuple, k: in
 # -- connection -----------------------------------------------------------------------------------
 
 def connect(server: str, protocol: str, model_name: str):
-    """(Connection, status) or (None, a message for the reader). Nothing the server answered
+    """(Connection, client) or (None, a message for the reader). Nothing the server answered
     is shown: a wrong address may answer anything (ui/guard.py)."""
     try:
         server, model_name = guard.check_server(server), guard.check_model_name(model_name)
     except guard.Rejected as error:
         return None, str(error)
     try:
-        status = client_for(server, protocol.lower(), model_name).status()
+        client = client_for(server, protocol.lower(), model_name)
+        version = client.version()
+    except ModelNotFound:
+        return None, not_served(client_for(server, protocol.lower(), model_name), server,
+                                model_name)
     except ServerUnavailable:
         return None, f"Cannot reach the server at {server} ({protocol}). Is TF Serving " \
                      f"running there, and is the address right?"
-    except ModelNotFound:
-        return None, f"The server at {server} does not serve a model named {model_name!r}."
     except ImportError as error:
         return None, f"gRPC needs TensorFlow and tensorflow-serving-api, which this " \
                      f"installation lacks ({error}). Use REST."
@@ -84,11 +86,19 @@ def connect(server: str, protocol: str, model_name: str):
         guard.log.warning("connecting to %s failed: %r", server, error)
         return None, f"Cannot talk to the server at {server} ({protocol}): it does not " \
                      f"answer as TF Serving does ({type(error).__name__})."
-    version = state.serving_version(status)
-    if version is None:
-        states = ", ".join(f"version {v}: {s}" for v, s in sorted(status.items())) or "none"
-        return None, f"Model {model_name!r} has no available version yet ({states})."
-    return state.connection(server, protocol, model_name, version), status
+    return state.connection_of(client, version), client
+
+
+def not_served(client, server: str, model_name: str) -> str:
+    """Why the client found no version to serve: no such model, or none AVAILABLE yet."""
+    try:
+        status = client.status()
+    except ServingError:
+        status = {}
+    if not status:
+        return f"The server at {server} does not serve a model named {model_name!r}."
+    states = ", ".join(f"version {v}: {s}" for v, s in sorted(status.items()))
+    return f"Model {model_name!r} has no available version yet ({states})."
 
 
 def connection_fields(settings: state.Settings):
@@ -111,18 +121,18 @@ def connection_fields(settings: state.Settings):
 def sidebar(settings: state.Settings):
     with st.sidebar:
         st.header("Connection")
-        conn, status = connect(*connection_fields(settings))
+        conn, client_or_problem = connect(*connection_fields(settings))
         with st.container(key="model_status"):
             if conn is None:
-                st.error(md(status))
+                st.error(md(client_or_problem))
             else:
-                st.success(md(data.describe_status(conn, status, conn.version)))
+                st.success(md(data.describe_client(client_or_problem, conn.version)))
         st.header("Graph")
         depth = st.slider("Depth: hops from the centre", 1, MAX_DEPTH, state.DEFAULT_DEPTH,
                           key="depth")
         fanout = st.slider("Fan-out: neighbours per item", 1, MAX_FANOUT,
                            state.DEFAULT_FANOUT, key="fanout")
-    return conn, (None if conn else status), depth, fanout
+    return conn, (None if conn else client_or_problem), depth, fanout
 
 
 # -- the graph tab --------------------------------------------------------------------------------

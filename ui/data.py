@@ -4,12 +4,12 @@ Everything here goes through TowerGraphClient; over REST nothing imports TensorF
 """
 
 import dataclasses
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 from serving.client import Item, Recommendations, TowerGraphClient
 from serving.graph import SimilarityGraph, build_graph, graph_stats
 from serving.graph_export import to_graphml, to_html, to_json
-from ui.state import Connection, GraphKey
+from ui.state import GraphKey
 
 GRAPH_HEIGHT_PX = 620
 SEARCH_RESULTS = 20
@@ -57,8 +57,6 @@ def download_name(key: GraphKey, extension: str) -> str:
     return f"towergraph-{safe}-depth{key.depth}-fanout{key.fanout}.{extension}"
 
 
-def describe_status(conn: Connection, status: Dict[int, str],
-                    version: Optional[int]) -> str:
-    states = ", ".join(f"{number} {state}" for number, state in sorted(status.items(),
-                                                                       reverse=True))
-    return f"{conn.model_name} version {version} ({states or 'no versions'})"
+def describe_client(client: TowerGraphClient, version: int) -> str:
+    """The model being explored, as the client reports it."""
+    return f"{client.model_name} version {version} over {client.protocol}"

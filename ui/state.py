@@ -1,6 +1,10 @@
 """The explorer's state, without Streamlit: connection settings, the centre and its trail,
 and the keys results are cached under.
 
+What the served model is (its version, the protocol's label, the normalised address) is the
+client's to say (TowerGraphClient.version(), .protocol, .address); the graph limits live in
+towergraph.constants. This module only keeps the session's own state.
+
 Everything here works on plain dicts, so it is tested without a running app; the app hands it
 `st.session_state`, which behaves like one.
 """
@@ -8,12 +12,12 @@ Everything here works on plain dicts, so it is tested without a running app; the
 import os
 from typing import List, Mapping, MutableMapping, NamedTuple, Optional
 
-from towergraph.constants import DEFAULT_MODEL_NAME
+from towergraph.constants import DEFAULT_MODEL_NAME, PROTOCOL_GRPC, PROTOCOL_REST
 from towergraph.constants import MAX_GRAPH_DEPTH as MAX_DEPTH
 from towergraph.constants import MAX_GRAPH_FANOUT as MAX_FANOUT
 
 DEFAULT_SERVER = "http://localhost:8501"
-PROTOCOLS = ("REST", "gRPC")
+PROTOCOLS = (PROTOCOL_REST, PROTOCOL_GRPC)   # the choices of a local run's protocol control
 DEFAULT_DEPTH = 2
 DEFAULT_FANOUT = 8
 TRAIL_LENGTH = 20   # earlier centres kept for the way back
@@ -69,6 +73,11 @@ def connection(server: str, protocol: str, model_name: str, version: int) -> Con
                       model_name.strip(), int(version))
 
 
+def connection_of(client, version: int) -> Connection:
+    """The cache identity of what a connected TowerGraphClient serves, in its own words."""
+    return connection(client.address, client.protocol, client.model_name, version)
+
+
 class GraphKey(NamedTuple):
     """A graph is cached per (server, protocol, model name, model version, item, depth,
     fanout): a new model version is a new key, so a newly pushed model is never answered from
@@ -85,12 +94,6 @@ def graph_key(conn: Connection, item: str, depth: int, fanout: int) -> GraphKey:
     if not 1 <= fanout <= MAX_FANOUT:
         raise ValueError(f"fan-out must be between 1 and {MAX_FANOUT}")
     return GraphKey(conn, str(item), int(depth), int(fanout))
-
-
-def serving_version(status: Mapping[int, str]) -> Optional[int]:
-    """The version TF Serving answers with: the newest AVAILABLE one (None if there is none)."""
-    available = [version for version, state in status.items() if state == "AVAILABLE"]
-    return max(available) if available else None
 
 
 class Navigation:
