@@ -75,7 +75,7 @@ bench: install
 	$(BIN)/python bench/pipeline_run.py --json bench/results/pipeline.json
 	$(BIN)/towergraph data prepare --format movielens --input $(ML_100K) --output $(WORK)/bench/data
 	$(BIN)/towergraph run --data $(WORK)/bench/data --output $(WORK)/bench/run
-	$(BIN)/python bench/serving.py --model-dir $(WORK)/bench/run/serving \
+	$(BIN)/python bench/serving_latency.py --model-dir $(WORK)/bench/run/serving \
 		--json bench/results/serving.json
 
 # Scale: synthetic catalogues of 1M, 3M and 6M ratings (about 20 minutes).

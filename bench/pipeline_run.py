@@ -9,28 +9,19 @@ the same machine and data; times come from ML Metadata's execution records.
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from ml_metadata.metadata_store import metadata_store
-import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
-from tfx.orchestration import metadata
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.config import load_config
-from pipeline.data import prepare
-from pipeline.local_runner import run
-from pipeline.results import latest_run_summary
+from pipeline.config import load_config  # noqa: E402
+from pipeline.data import prepare  # noqa: E402
+from pipeline.local_runner import run  # noqa: E402
+from pipeline.results import component_seconds, latest_run_summary  # noqa: E402
 
 ML_100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
-
-
-def component_seconds(metadata_path: str) -> dict:
-    store = metadata_store.MetadataStore(
-        metadata.sqlite_metadata_connection_config(metadata_path))
-    types = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
-    return {types[e.type_id]: (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1e3
-            for e in sorted(store.get_executions(), key=lambda e: e.id)}
 
 
 def main() -> None:
@@ -53,7 +44,7 @@ def main() -> None:
         run(config)
         wall = time.perf_counter() - started
         summary = latest_run_summary(config)
-        results[mode] = {"wall_seconds": wall, "components": component_seconds(config.metadata),
+        results[mode] = {"wall_seconds": wall, "components": component_seconds(config),
                          "model": summary.metrics["model"],
                          "popularity": summary.metrics["popularity"]}
 

@@ -1,22 +1,27 @@
-"""Retrieval quality of the two-tower model against popularity, item-kNN and implicit ALS.
+"""Retrieval quality of the model `towergraph run` pushes, against tuned classic peers.
 
-    .venv/bin/python bench/quality.py [--format movielens --input ../shared/data/ml-100k]
-                                      [--json bench/results/quality.json]
-                                      [--png bench/results/quality.png]
-    .venv/bin/python bench/quality.py --check      # exit 1 if the two-tower misses a target
-    .venv/bin/python bench/quality.py --set temperature=0.05 --set epochs=20   # try settings
+    .venv/bin/python bench/quality.py                      # ML-100K, both protocols (~6 min)
+    .venv/bin/python bench/quality.py --protocols random --check
+    .venv/bin/python bench/quality.py --set epochs=20      # the pipeline with other settings
     .venv/bin/python bench/quality.py --sweep "temperature=0.1|0.2" --sweep "epochs=10|20"
 
-Setup (DESIGN.md's reference table): a random 80/20 split of the interactions
-(numpy default_rng(seed).permutation), every model fitted on the same 80 %; the full catalogue
-is ranked for each held-out user known in training, their training items excluded;
-micro-averaged recall@10/50/100 over the held-out interactions (trainer/metrics.py, the code
-the gate uses). Genre coherence@10: over the 500 most-rated items (training counts), the share
-of each item's 10 nearest neighbours (cosine of item vectors) that share a genre with it.
+Protocols (DESIGN.md's setup): `random` holds out a random 20% of the interactions
+(numpy default_rng(seed).permutation); `temporal` holds out each user's latest 20% by timestamp.
+The full catalogue is ranked for each user with held-out interactions, their training items
+excluded; micro-averaged recall@10/50/100 (trainer/metrics.py, the code the gate uses).
+Genre coherence@10: over the 500 most-rated training items, the share of each item's 10
+nearest neighbours that share a genre with it.
 
-The two-tower is trained with the project's trainer code (vocabularies as Transform computes
-them, build_catalog, compile_model, fit, index_catalog) but without TFX, so a run takes minutes.
---sweep trains only the two-tower for every combination of the given settings.
+The two-tower row is the model the pipeline pushes: the 80% training part is written as
+prepared data, `create_pipeline` runs on it with the default config (what `towergraph run`
+does: the Trainer's candidate is judged by the gate on the pipeline's own eval split, the
+served model is refitted on all of the 80%), and the pushed SavedModel is scored through its
+`user_embeddings`, `serving_default` and `similar_items` signatures.
+
+The peers (bench/peers.py: EASE, implicit ALS, item-kNN, popularity) are each tuned on a
+validation part carved out of the 80% by the same protocol; the 20% held out is never used to
+choose. --sweep trains only the two-tower, with trainer.train.train (what run_fn calls) on the
+pipeline's Transform output, for every combination of the given settings.
 """
 
 import argparse
@@ -29,264 +34,186 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 # implicit's ALS wants single-threaded BLAS (it parallelises over users itself).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# Appended, not prepended: bench/serving.py must not shadow the `serving` package.
-sys.path.append(str(Path(__file__).resolve().parent))
-import common  # noqa: E402  (sets TF_USE_LEGACY_KERAS through trainer)
-
+import common  # noqa: E402
 import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
+import peers  # noqa: E402
 
 from trainer.config import ModelConfig  # noqa: E402
-from trainer.features import AUTHORS, GENRES, ITEM_ID, USER_ID  # noqa: E402
-from trainer.metrics import (genre_coherence, interaction_matrix, recall_at_k,  # noqa: E402
-                             split_values, top_k_items)
+from trainer.features import ITEM_ID, TITLE  # noqa: E402
+from trainer.metrics import recall_at_k, top_k_items  # noqa: E402
+from trainer.settings import parse_assignments  # noqa: E402
 
 KS = (10, 50, 100)
 COHERENCE_ITEMS = 500
 COHERENCE_K = 10
-ALS_SETTINGS = {"factors": 64, "iterations": 15, "regularization": 0.01}
-# What the two-tower must reach on ML-100K with the default ModelConfig (--check).
-TARGETS = {"recall@10": 0.15, "recall@100": 0.56, "genre_coherence@10": 0.70}
+VALIDATION_FRACTION = 0.2   # of the training part, for tuning the peers
+EXAMPLES = ("Star Wars", "Toy Story", "Fargo")
+# What the pushed model must reach on ML-100K, random split (issue targets; --check).
+TARGETS = {"recall@10": 0.18, "recall@100": 0.65, "genre_coherence@10": 0.75}
 
 
-@dataclasses.dataclass
-class Problem:
-    """The split, as matrices: rows are users, columns the training catalogue (most-rated
-    first) followed by items seen only in the held-out part (no model can return those)."""
-
-    train: "object"
-    held_out: "object"
-    users: np.ndarray
-    items: np.ndarray
-    n_catalog: int
-    seen: sp.csr_matrix
-    relevant: sp.csr_matrix
-    evaluated: np.ndarray
-    genres: list
-    coherence_items: np.ndarray
+def split(protocol: str, frame, seed: int, timestamps: Optional[np.ndarray]):
+    if protocol == "random":
+        return common.random_split(frame, seed=seed)
+    if protocol == "temporal":
+        return common.temporal_split(frame, timestamps)
+    raise ValueError(f"protocol must be random or temporal, not {protocol!r}")
 
 
-def make_problem(train, held_out, item_vocabulary: List[str]) -> Problem:
-    extra_items = sorted(set(held_out[ITEM_ID]) - set(item_vocabulary))
-    items = np.array(list(item_vocabulary) + extra_items, dtype=object)
-    users = np.array(sorted(set(train[USER_ID]) | set(held_out[USER_ID])), dtype=object)
-    column = {item: i for i, item in enumerate(items)}
-    row = {user: i for i, user in enumerate(users)}
-    shape = (len(users), len(items))
-
-    def matrix(frame):
-        return interaction_matrix(frame[USER_ID].map(row).to_numpy(),
-                                  frame[ITEM_ID].map(column).to_numpy(), shape)
-
-    seen, relevant = matrix(train), matrix(held_out)
-    known_users = np.flatnonzero(np.asarray(seen.sum(axis=1)).ravel() > 0)
-    evaluated = np.intersect1d(np.unique(relevant.nonzero()[0]), known_users)
-
-    content = None
-    for name in (GENRES, AUTHORS):
-        if name in train.columns:
-            content = name
-            break
-    genres = [set() for _ in items]
-    if content:
-        for frame in (train, held_out):
-            firsts = frame.drop_duplicates(ITEM_ID)
-            for item, values in zip(firsts[ITEM_ID], split_values(firsts[content])):
-                genres[column[item]] = values
-    # The catalogue is ordered by training count: its first 500 are the most-rated items.
-    coherence_items = np.arange(min(COHERENCE_ITEMS, len(item_vocabulary))) if content else \
-        np.zeros(0, dtype=int)
-    return Problem(train, held_out, users, items, len(item_vocabulary), seen, relevant,
-                   evaluated, genres, coherence_items)
+def evaluated_recall(problem: common.Problem, score_fn: Callable, width: int) -> Dict[int, float]:
+    """Micro recall@k; score_fn(rows) -> [rows, width] where width is n_catalog or all items."""
+    users = np.unique(problem.relevant.nonzero()[0])
+    ranked = top_k_items(score_fn, users, problem.seen[:, :width], max(KS))
+    return recall_at_k(ranked, users, problem.relevant, KS)
 
 
-def recall(problem: Problem, score_fn: Callable) -> Dict[int, float]:
-    """score_fn(user_rows) -> [rows, n_catalog] scores; held-out-only items rank last."""
-    n_extra = len(problem.items) - problem.n_catalog
-
-    def full(rows):
-        scores = np.asarray(score_fn(rows), dtype=np.float32)
-        if n_extra:
-            scores = np.hstack([scores, np.full((len(rows), n_extra), -np.inf, np.float32)])
-        return scores
-
-    ranked = top_k_items(full, problem.evaluated, problem.seen, max(KS))
-    return recall_at_k(ranked, problem.evaluated, problem.relevant, KS)
-
-
-def neighbours_by_similarity(similarity: np.ndarray, k: int = COHERENCE_K) -> np.ndarray:
-    """Top-k columns per row of a [items, catalogue] similarity, the item itself excluded
-    (row i of `similarity` is catalogue item i)."""
-    similarity = np.array(similarity, dtype=np.float32, copy=True)
-    similarity[np.arange(len(similarity)), np.arange(len(similarity))] = -np.inf
-    part = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(similarity, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
-
-
-def coherence_of_vectors(problem: Problem, vectors: np.ndarray) -> Optional[float]:
-    """Genre coherence@10 of cosine neighbours of [n_catalog, d] item vectors."""
-    if not len(problem.coherence_items):
-        return None
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit = vectors / np.maximum(norms, 1e-12)
-    similarity = unit[problem.coherence_items] @ unit.T
-    return coherence_of_similarity(problem, similarity)
-
-
-def coherence_of_similarity(problem: Problem, similarity: np.ndarray) -> Optional[float]:
-    if not len(problem.coherence_items):
-        return None
-    neighbours = neighbours_by_similarity(similarity)
-    return genre_coherence(neighbours, problem.coherence_items, problem.genres)
+def peer_results(problem: common.Problem, train, seed: int, protocol: str,
+                 timestamps_train: Optional[np.ndarray]) -> Dict[str, Dict]:
+    """Each peer tuned on a validation part of the training data, refitted on all of it."""
+    if protocol == "temporal":
+        fit_frame, validation_frame = common.temporal_split(train, timestamps_train,
+                                                            VALIDATION_FRACTION)
+    else:
+        fit_frame, validation_frame = common.random_split(train, seed=seed + 1,
+                                                          eval_fraction=VALIDATION_FRACTION)
+    fit_matrix, validation_matrix = common.matrices_like(problem, fit_frame, validation_frame)
+    full = problem.train_matrix()
+    items = problem.most_rated(COHERENCE_ITEMS)
+    results = {}
+    for name in ("EASE", "ALS", "item-kNN"):
+        started = time.perf_counter()
+        fit = peers.FITS[name]
+        extra = {"seed": seed} if name == "ALS" else {}
+        tuned = peers.tune(lambda matrix, **setting: fit(matrix, **setting, **extra),
+                           peers.GRIDS[name], fit_matrix, validation_matrix)
+        fitted = fit(full, **tuned["setting"], **extra)
+        results[name] = {
+            "setting": tuned["setting"],
+            "recall": evaluated_recall(problem, fitted.scores, problem.n_catalog),
+            "coherence": common.genre_coherence_of(
+                problem, items, common.neighbours_by_similarity(fitted.similarity(items), items,
+                                                                COHERENCE_K)),
+            "seconds": time.perf_counter() - started, "fitted": fitted}
+    popular = peers.popularity(full)
+    results["popularity"] = {"setting": {}, "recall": evaluated_recall(
+        problem, popular.scores, problem.n_catalog), "coherence": None, "seconds": 0.0}
+    vectors = np.random.default_rng(seed).normal(size=(problem.n_catalog, 64))
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    results["random vectors"] = {"setting": {}, "recall": None, "seconds": None,
+                                 "coherence": common.genre_coherence_of(
+                                     problem, items, common.neighbours_by_similarity(
+                                         unit[items] @ unit.T, items, COHERENCE_K))}
+    return results
 
 
-# --- the models ------------------------------------------------------------------------------
-
-def fit_popularity(problem: Problem) -> Dict:
-    started = time.perf_counter()
-    counts = np.asarray(problem.seen[:, :problem.n_catalog].sum(axis=0)).ravel()
-    counts = counts.astype(np.float32)
-    seconds = time.perf_counter() - started
-    return {"recall": recall(problem, lambda rows: np.broadcast_to(counts, (len(rows),
-                                                                            len(counts)))),
-            "coherence": None, "fit_seconds": seconds}
-
-
-def fit_item_knn(problem: Problem) -> Dict:
-    """Cosine between the item columns of the binary user-item matrix; a user's score for an
-    item is the sum of its similarities to the user's training items."""
-    started = time.perf_counter()
-    matrix = problem.seen[:, :problem.n_catalog].tocsc().astype(np.float32)
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0)).ravel())
-    normalised = matrix @ sp.diags(1.0 / np.maximum(norms, 1e-12))
-    similarity = (normalised.T @ normalised).toarray()
-    np.fill_diagonal(similarity, 0.0)
-    seconds = time.perf_counter() - started
-    user_items = problem.seen[:, :problem.n_catalog].tocsr()
-    return {"recall": recall(problem, lambda rows: (user_items[rows] @ similarity)),
-            "coherence": coherence_of_similarity(problem,
-                                                 similarity[problem.coherence_items]),
-            "fit_seconds": seconds}
+def two_tower_result(problem: common.Problem, model_dir: str, seconds: float) -> Dict:
+    scorer = common.SignatureScorer(model_dir, problem)
+    items = problem.most_rated(COHERENCE_ITEMS)
+    column = {item: i for i, item in enumerate(problem.items)}
+    neighbours = [[column[item] for item in row]
+                  for row in scorer.neighbours(items, COHERENCE_K)]
+    return {"setting": {}, "recall": evaluated_recall(problem, scorer.scores,
+                                                      len(problem.items)),
+            "coherence": common.genre_coherence_of(problem, items, neighbours),
+            "seconds": seconds, "scorer": scorer}
 
 
-def fit_als(problem: Problem, seed: int) -> Dict:
-    from implicit.cpu.als import AlternatingLeastSquares
+def examples(problem: common.Problem, frame, tower: Dict, ease: Dict) -> List[str]:
+    """Top 10 neighbours of a few well-known items: the pushed model's beside EASE's."""
+    titles = dict(zip(frame[ITEM_ID], frame[TITLE]))
+    column = {item: i for i, item in enumerate(problem.items)}
+    lines = []
+    for wanted in EXAMPLES:
+        matches = [item for item in problem.items[:problem.n_catalog]
+                   if titles.get(item, "").startswith(wanted)]
+        if not matches:
+            continue
+        item = matches[0]
+        ours = tower["scorer"].neighbours(np.array([column[item]]), 10)[0]
+        theirs = common.neighbours_by_similarity(
+            ease["fitted"].similarity(np.array([column[item]])), np.array([column[item]]),
+            10)[0]
+        lines.append(f"similar to {titles[item]} (item {item}):  two-tower | EASE")
+        for rank, (a, b) in enumerate(zip(ours, problem.items[theirs]), 1):
+            lines.append(f"  {rank:>2}. {titles.get(a, a)[:38]:<38} | {titles.get(b, b)[:38]}")
+    return lines
 
-    user_items = problem.seen[:, :problem.n_catalog].tocsr().astype(np.float32)
-    started = time.perf_counter()
-    model = AlternatingLeastSquares(**ALS_SETTINGS, random_state=seed,
-                                    calculate_training_loss=False)
-    model.fit(user_items, show_progress=False)
-    seconds = time.perf_counter() - started
-    users, items = np.asarray(model.user_factors), np.asarray(model.item_factors)
-    return {"recall": recall(problem, lambda rows: users[rows] @ items.T),
-            "coherence": coherence_of_vectors(problem, items), "fit_seconds": seconds}
-
-
-def fit_two_tower(problem: Problem, config: ModelConfig, item_vocabulary: List[str],
-                  verbose: int = 0) -> Dict:
-    import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
-    import tensorflow as tf
-
-    tf.keras.backend.clear_session()
-    model, _, catalog, seconds = common.train_two_tower(problem.train, config, verbose=verbose)
-    assert list(catalog.item_ids) == list(item_vocabulary)
-    items = model.item_embeddings().numpy()
-    user_vectors = np.concatenate([
-        model.query_tower(tf.constant(problem.users[start:start + 4096].astype(str))).numpy()
-        for start in range(0, len(problem.users), 4096)])
-    return {"recall": recall(problem, lambda rows: user_vectors[rows] @ items.T),
-            "coherence": coherence_of_vectors(problem, items),
-            "fit_seconds": seconds["prepare"] + seconds["fit"]}
-
-
-def random_embeddings(problem: Problem, seed: int, dim: int = 64) -> Dict:
-    vectors = np.random.default_rng(seed).normal(size=(problem.n_catalog, dim))
-    return {"recall": None, "coherence": coherence_of_vectors(problem, vectors),
-            "fit_seconds": None}
-
-
-# --- output ----------------------------------------------------------------------------------
 
 def _cell(value, width: int, digits: int = 3) -> str:
     return f"{'n/a':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
 
 
+def _setting_text(setting: Dict) -> str:
+    return ", ".join(f"{name}={value}" for name, value in setting.items()) or "-"
+
+
 def table(results: Dict[str, Dict]) -> str:
     lines = [f"{'model':<16}" + "".join(f"{f'R@{k}':>8}" for k in KS)
-             + f"{'coherence@10':>14}{'fit s':>9}"]
+             + f"{'coherence@10':>14}{'s':>7}  setting (chosen on validation)"]
     for name, result in results.items():
         recalls = result["recall"] or {}
         lines.append(f"{name:<16}" + "".join(_cell(recalls.get(k), 8) for k in KS)
-                     + _cell(result["coherence"], 14) + _cell(result["fit_seconds"], 9, 1))
+                     + _cell(result["coherence"], 14) + _cell(result["seconds"], 7, 0)
+                     + "  " + _setting_text(result["setting"]))
     return "\n".join(lines)
 
 
-def chart(results: Dict[str, Dict], path: str, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metrics = [f"R@{k}" for k in KS] + ["coherence@10"]
-    names = list(results)
-    width = 0.8 / len(names)
-    figure, axis = plt.subplots(figsize=(9, 4.5))
-    for index, name in enumerate(names):
-        result = results[name]
-        values = [(result["recall"] or {}).get(k) for k in KS] + [result["coherence"]]
-        positions = [m + (index - (len(names) - 1) / 2) * width for m in range(len(metrics))]
-        bars = axis.bar([p for p, v in zip(positions, values) if v is not None],
-                        [v for v in values if v is not None], width, label=name)
-        axis.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
-    axis.set_xticks(range(len(metrics)), metrics)
-    axis.set_ylim(0, 1)
-    axis.set_ylabel("micro recall / share of same-genre neighbours")
-    axis.set_title(title, fontsize=10)
-    axis.legend(fontsize=8, ncol=len(names), loc="upper left")
-    figure.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+def verdict(protocol: str, results: Dict[str, Dict]) -> Tuple[List[str], str]:
+    """What the pushed model missed: the best peer on R@10 and R@100 (both protocols), and the
+    absolute targets on the random split."""
+    tower = results["two-tower (pushed)"]
+    missed = []
+    for k in (10, 100):
+        best_name, best = max(((name, result["recall"][k]) for name, result in results.items()
+                               if result["recall"] and not name.startswith("two-tower")),
+                              key=lambda pair: pair[1])
+        if tower["recall"][k] < best:
+            missed.append(f"R@{k} {tower['recall'][k]:.3f} < {best_name} {best:.3f}")
+    if protocol == "random":
+        reached = {"recall@10": tower["recall"][10], "recall@100": tower["recall"][100],
+                   "genre_coherence@10": tower["coherence"]}
+        missed += [f"{name} {reached[name]} < {target}" for name, target in TARGETS.items()
+                   if reached[name] is None or reached[name] < target]
+    return missed, ("MISSED: " + "; ".join(missed)) if missed else "met"
 
 
-def _parse_value(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    return text
+def sweep(args, frame, scratch: str, overrides: Dict) -> None:
+    """Two-tower only: trainer.train.train on the pipeline's Transform output, per setting."""
+    import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
+    import tensorflow as tf
 
+    from trainer.export import export_serving_model
+    from trainer.train import train as train_model
 
-def parse_settings(pairs: List[str]) -> Dict:
-    """['temperature=0.05', 'candidate_layers=256,128', 'candidate_layers='] -> overrides."""
-    settings = {}
-    for pair in pairs:
-        name, _, value = pair.partition("=")
-        if name.endswith("layers"):
-            settings[name] = tuple(int(v) for v in value.strip("()").split(",") if v.strip())
-        else:
-            settings[name] = _parse_value(value)
-    return settings
-
-
-def parse_sweep(specs: List[str]) -> List[Dict]:
-    """['temperature=0.05|0.1', 'epochs=10|20'] -> the grid of override dicts ('|' between
-    values, so that layer tuples can use commas)."""
-    axes = []
-    for spec in specs:
-        name, _, values = spec.partition("=")
-        axes.append([(name, parse_settings([f"{name}={value}"])[name])
-                     for value in values.split("|")])
-    return [dict(combination) for combination in itertools.product(*axes)]
+    timestamps = common.timestamps_for(frame, args.ratings) if args.protocols[0] == \
+        "temporal" else None
+    train, held_out = split(args.protocols[0], frame, args.seed, timestamps)
+    problem = common.make_problem(train, held_out)
+    data = common.write_interactions(train, os.path.join(scratch, "sweep", "data"))
+    config = common.run_pipeline(data, os.path.join(scratch, "sweep", "run"), until="Transform")
+    transform_output, train_files, eval_files = common.transform_inputs(config)
+    axes = [[(name, value) for value in values.split("|")]
+            for name, _, values in (spec.partition("=") for spec in args.sweep)]
+    for combination in itertools.product(*axes):
+        settings = {**overrides, **parse_assignments(
+            ModelConfig, [f"{name}={text}" for name, text in combination], "--sweep")}
+        model_config = dataclasses.replace(ModelConfig(), **settings)
+        tf.keras.backend.clear_session()
+        started = time.perf_counter()
+        model = train_model(transform_output, train_files + eval_files, model_config)
+        seconds = time.perf_counter() - started
+        export_dir = tempfile.mkdtemp(prefix="sweep-", dir=scratch)
+        export_serving_model(model, export_dir)
+        result = two_tower_result(problem, export_dir, seconds)
+        print(f"{json.dumps({n: v for n, v in settings.items()}, default=str):<64}"
+              + "".join(_cell(result["recall"][k], 7) for k in KS)
+              + _cell(result["coherence"], 7) + _cell(seconds, 7, 0), flush=True)
 
 
 def main() -> None:
@@ -294,106 +221,82 @@ def main() -> None:
     parser.add_argument("--format", default="movielens")
     parser.add_argument("--input", default=str(common.ML_100K),
                         help="input dataset (default: ../shared/data/ml-100k)")
-    parser.add_argument("--top-items", type=int, default=0)
-    parser.add_argument("--ratings-file", help="ratings file name inside --input (goodbooks "
-                        "sample: ratings_sample.csv)")
-    parser.add_argument("--seed", type=int, default=42, help="split (and ALS) seed")
+    parser.add_argument("--ratings", help="raw ratings CSV with a timestamp column, for the "
+                        "temporal protocol (default: <input>/ratings.csv)")
+    parser.add_argument("--protocols", default="random,temporal",
+                        type=lambda text: text.split(","))
+    parser.add_argument("--seed", type=int, default=42, help="split and ALS seed")
     parser.add_argument("--json", default=str(common.RESULTS / "quality.json"))
-    parser.add_argument("--png", default=str(common.RESULTS / "quality.png"))
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a ModelConfig default for the two-tower "
-                        "(candidate_layers=256,128; candidate_layers= for none)")
+                        help="a model setting for the pipeline's two-tower (as `towergraph run "
+                             "--NAME VALUE` would set it)")
     parser.add_argument("--sweep", action="append", default=[], metavar="NAME=V1|V2",
-                        help="train only the two-tower, for every combination")
-    parser.add_argument("--no-determinism", action="store_true",
-                        help="skip tf.config.experimental.enable_op_determinism()")
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 if the two-tower misses a target (meant for ML-100K)")
-    parser.add_argument("--verbose", type=int, default=0, help="Keras fit verbosity")
+                        help="train only the two-tower (first protocol), every combination")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args()
+    args.ratings = args.ratings or os.path.join(args.input, "ratings.csv")
+
+    overrides = parse_assignments(ModelConfig, args.set, "--set")
 
     started = time.perf_counter()
-    if not args.no_determinism:
-        common.determinism()
+    common.determinism()
     scratch = tempfile.mkdtemp(prefix="towergraph-quality-")
-    options = {"ratings_file": args.ratings_file} if args.ratings_file else {}
-    from pipeline.data import prepare
     try:
-        prepare(args.format, args.input, os.path.join(scratch, "data"),
-                top_items=args.top_items, **options)
+        from pipeline.data import prepare
+        prepare(args.format, args.input, os.path.join(scratch, "data"))
         frame = common.read_interactions(os.path.join(scratch, "data"))
+        if args.sweep:
+            return sweep(args, frame, scratch, overrides)
+        timestamps = (common.timestamps_for(frame, args.ratings)
+                      if "temporal" in args.protocols else None)
+        report = {"data": {"format": args.format, "input": args.input,
+                           "interactions": len(frame)}, "model_settings": overrides,
+                  "protocols": {}}
+        failures = []
+        for protocol in args.protocols:
+            train, held_out = split(protocol, frame, args.seed, timestamps)
+            problem = common.make_problem(train, held_out)
+            train_times = None
+            if protocol == "temporal":
+                stamp = dict(zip(zip(frame["user_id"], frame[ITEM_ID]), timestamps))
+                train_times = np.array([stamp[pair] for pair in
+                                        zip(train["user_id"], train[ITEM_ID])])
+            results = peer_results(problem, train, args.seed, protocol, train_times)
+            tower_started = time.perf_counter()
+            data = common.write_interactions(train, os.path.join(scratch, protocol, "data"))
+            config = common.run_pipeline(data, os.path.join(scratch, protocol, "run"),
+                                         model=overrides)
+            tower = two_tower_result(problem, common.pushed_model_dir(config),
+                                     time.perf_counter() - tower_started)
+            results = {"two-tower (pushed)": tower, **results}
+            missed, line = verdict(protocol, results)
+            failures += missed
+            print(f"\n== {protocol} split: {len(train):,} training and {len(held_out):,} "
+                  f"held-out interactions, {len(problem.users):,} users, "
+                  f"{problem.n_catalog:,} items in training ==")
+            print(table(results))
+            print(f"two-tower vs best peer{' and targets' if protocol == 'random' else ''}: "
+                  f"{line}")
+            if protocol == "random":
+                print("\n".join(examples(problem, frame, tower, results["EASE"])))
+            report["protocols"][protocol] = {
+                "held_out_interactions": len(held_out), "verdict": line,
+                "results": {name: {"setting": result["setting"],
+                                   "recall": {f"recall@{k}": v for k, v in
+                                              (result["recall"] or {}).items()},
+                                   "genre_coherence@10": result["coherence"],
+                                   "seconds": result["seconds"]}
+                            for name, result in results.items()}}
+        wall = time.perf_counter() - started
+        print(f"\nwall time: {wall:.0f} s (two-tower: the whole pipeline per protocol)")
+        report["wall_seconds"] = wall
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+        if args.check and failures:
+            sys.exit(1)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    train, held_out = common.random_split(frame, seed=args.seed)
-    _, item_vocabulary = common.transform_vocabularies(train)
-    problem = make_problem(train, held_out, item_vocabulary)
-    config = dataclasses.replace(ModelConfig(), **parse_settings(args.set))
-    header = (f"data: {args.format} {args.input} — {len(frame):,} interactions, "
-              f"{len(problem.users):,} users, {problem.n_catalog:,} items in training; "
-              f"random 80/20 split (seed {args.seed}), "
-              f"{int(problem.relevant[problem.evaluated].sum()):,} held-out interactions of "
-              f"{len(problem.evaluated):,} users")
-
-    if args.sweep:
-        print(header)
-        rows = []
-        for overrides in parse_sweep(args.sweep):
-            swept = dataclasses.replace(config, **overrides)
-            result = fit_two_tower(problem, swept, item_vocabulary, args.verbose)
-            rows.append({"settings": overrides, **result})
-            print(f"{json.dumps(overrides):<60}" + "".join(_cell(result["recall"][k], 7)
-                                                          for k in KS)
-                  + _cell(result["coherence"], 7) + _cell(result["fit_seconds"], 7, 1),
-                  flush=True)
-        if args.json and args.json != parser.get_default("json"):
-            Path(args.json).write_text(json.dumps(rows, indent=2, default=str))
-        return
-
-    results = {
-        "two-tower": fit_two_tower(problem, config, item_vocabulary, args.verbose),
-        "implicit ALS": fit_als(problem, args.seed),
-        "item-kNN": fit_item_knn(problem),
-        "popularity": fit_popularity(problem),
-        "random vectors": random_embeddings(problem, args.seed),
-    }
-    print(header)
-    print(f"two-tower: {json.dumps(dataclasses.asdict(config))}")
-    print(f"implicit ALS: {json.dumps(ALS_SETTINGS)} (alpha default), binary matrix")
-    print(table(results))
-    tower = results["two-tower"]
-    reached = {"recall@10": tower["recall"][10], "recall@100": tower["recall"][100],
-               "genre_coherence@10": tower["coherence"]}
-    missed = [name for name, target in TARGETS.items()
-              if reached[name] is None or reached[name] < target]
-    print("two-tower targets (" + ", ".join(f"{name} >= {target}" for name, target in
-                                            TARGETS.items())
-          + "): " + (f"MISSED {missed}" if missed else "met"))
-    wall = time.perf_counter() - started
-    print(f"wall time: {wall:.0f} s")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({
-            "data": {"format": args.format, "input": args.input, "top_items": args.top_items,
-                     "interactions": len(frame), "users": len(problem.users),
-                     "catalog_items": problem.n_catalog,
-                     "held_out_interactions": int(problem.relevant[problem.evaluated].sum()),
-                     "evaluated_users": len(problem.evaluated)},
-            "split": {"kind": "random", "seed": args.seed, "eval_fraction": 0.2},
-            "two_tower_config": dataclasses.asdict(config),
-            "als_settings": ALS_SETTINGS,
-            "results": {name: {"recall": {f"recall@{k}": v for k, v in
-                                          (result["recall"] or {}).items()},
-                               "genre_coherence@10": result["coherence"],
-                               "fit_seconds": result["fit_seconds"]}
-                        for name, result in results.items()},
-            "targets": TARGETS, "targets_missed": missed,
-            "wall_seconds": wall,
-        }, indent=2))
-    if args.png:
-        chart(results, args.png, f"{Path(args.input).name}: random 80/20 split, full "
-                                 f"catalogue, train items excluded")
-    if args.check and missed:
-        sys.exit(1)
 
 
 if __name__ == "__main__":

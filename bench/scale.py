@@ -24,7 +24,6 @@ given as the factor per doubling (2^b): 2.0 is linear.
 """
 
 import argparse
-import glob
 import json
 import math
 import os
@@ -37,8 +36,7 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-# Appended, not prepended: bench/serving.py must not shadow the `serving` package.
-sys.path.append(str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project, from a checkout
 
 ITEMS = 10_000
 RATINGS_PER_USER = 113  # goodbooks-10k: 5,976,479 ratings / 53,424 users
@@ -73,82 +71,46 @@ def step_generate(work: str, size: int) -> Dict:
             "csv_mb": csv_bytes / 2 ** 20}
 
 
-def _component_seconds(metadata_path: str) -> Dict[str, float]:
-    from ml_metadata.metadata_store import metadata_store
-    import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
-    from tfx.orchestration import metadata
+def _config(work: str):
+    from pipeline.config import load_config
 
-    store = metadata_store.MetadataStore(
-        metadata.sqlite_metadata_connection_config(metadata_path))
-    types = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
-    return {types[e.type_id]: (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1e3
-            for e in sorted(store.get_executions(), key=lambda e: e.id)}
+    return load_config(None, data_dir=os.path.join(work, "data"),
+                       output_dir=os.path.join(work, "run"))
 
 
 def step_transform(work: str, size: int) -> Dict:
-    from tfx import v1 as tfx
+    """The pipeline up to Transform (create_pipeline(until="Transform")), uncached."""
+    from pipeline.definition import local_beam_args
+    from pipeline.local_runner import run
+    from pipeline.results import component_seconds
 
-    from pipeline.config import load_config
-    from pipeline.definition import create_pipeline, local_beam_args
-
-    config = load_config(None, data_dir=os.path.join(work, "data"),
-                         output_dir=os.path.join(work, "run"))
-    full = create_pipeline(config, beam_pipeline_args=local_beam_args(config),
-                           enable_cache=False)
-    wanted = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "Transform")
-    components = [c for c in full.components if c.id in wanted]
-    if [c.id for c in components] != list(wanted):
-        raise RuntimeError(f"pipeline components changed: {[c.id for c in full.components]}")
-    for component in components:  # cut the links to the components left out
-        for downstream in list(component.downstream_nodes):
-            if downstream not in components:
-                component.remove_downstream_node(downstream)
-    cut = tfx.dsl.Pipeline(pipeline_name=config.pipeline_name, pipeline_root=config.root,
-                           components=components, enable_cache=False,
-                           metadata_connection_config=tfx.orchestration.metadata
-                           .sqlite_metadata_connection_config(config.metadata),
-                           beam_pipeline_args=local_beam_args(config))
+    config = _config(work)
     started = time.perf_counter()
-    tfx.orchestration.LocalDagRunner().run(cut)
+    run(config, enable_cache=False, until="Transform")
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "components": _component_seconds(config.metadata),
+    return {"seconds": seconds, "components": component_seconds(config),
             "beam_args": local_beam_args(config)}
 
 
-def _latest(pattern: str) -> str:
-    paths = sorted(glob.glob(pattern), key=os.path.getmtime)
-    if not paths:
-        raise FileNotFoundError(f"nothing matches {pattern}: run the transform step first")
-    return paths[-1]
-
-
 def step_train(work: str, size: int) -> Dict:
+    """One epoch of what the Trainer's run_fn trains (trainer/train.py), timed."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import common
     import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
     import tensorflow as tf
-    import tensorflow_transform as tft
 
-    from trainer.catalog import build_catalog
     from trainer.config import ModelConfig
-    from trainer.dataset import as_numpy, keep_items, read_batches
-    from trainer.features import ITEM_ID
     from trainer.model import compile_model
-    from trainer.run import _SCAN_BATCH, _vocabulary, load_vocabularies
+    from trainer.train import fit, load_catalog, load_vocabularies, training_data
 
-    root = os.path.join(work, "run", "pipeline_root", "Transform")
-    transform_output = tft.TFTransformOutput(_latest(os.path.join(root, "transform_graph",
-                                                                  "*")))
-    examples = _latest(os.path.join(root, "transformed_examples", "*"))
-    train_files = os.path.join(examples, "Split-train", "*")
-    feature_spec = transform_output.transformed_feature_spec()
+    transform_output, train_files, _ = common.transform_inputs(_config(work))
     config = ModelConfig()
 
     started = time.perf_counter()
     vocabularies = load_vocabularies(transform_output)
-    catalog = build_catalog(as_numpy(read_batches(train_files, feature_spec, _SCAN_BATCH)),
-                            _vocabulary(transform_output, ITEM_ID))
+    catalog = load_catalog(transform_output, train_files)
     model = compile_model(vocabularies, catalog, config)
-    dataset = keep_items(read_batches(train_files, feature_spec, config.batch_size,
-                                      shuffle=True, seed=config.seed), catalog.item_ids)
+    dataset = training_data(transform_output, train_files, catalog, config)
     setup = time.perf_counter() - started
 
     class Clock(tf.keras.callbacks.Callback):
@@ -163,7 +125,7 @@ def step_train(work: str, size: int) -> Dict:
 
     clock = Clock()
     fit_started = time.perf_counter()
-    model.fit(dataset, epochs=1, verbose=0, callbacks=[clock])
+    fit(model, dataset, epochs=1, callbacks=[clock])
     epoch = time.perf_counter() - fit_started
     examples_seen = int(catalog.counts.sum())
     warm = min(20, len(clock.times) // 4)

@@ -37,9 +37,16 @@ def code_version() -> str:
 def create_pipeline(config: PipelineConfig,
                     beam_pipeline_args: Optional[List[str]] = None,
                     enable_cache: bool = True,
-                    cloud_training: Optional[Dict[str, Any]] = None) -> tfx.dsl.Pipeline:
-    """cloud_training: Trainer custom_config entries (ai_platform_training_args, ...) that run
-    it as a Vertex AI custom job (pipeline/vertex_runner.py); None trains in-process."""
+                    cloud_training: Optional[Dict[str, Any]] = None,
+                    until: Optional[str] = None) -> tfx.dsl.Pipeline:
+    """The pipeline for `config`.
+
+    Args:
+      cloud_training: Trainer custom_config entries (ai_platform_training_args, ...) that run
+        it as a Vertex AI custom job (pipeline/vertex_runner.py); None trains in-process.
+      until: stop after the component with this id (e.g. "Transform" for a benchmark that
+        trains from Transform's output itself); None runs every component.
+    """
     version = code_version()
     split = tfx.proto.SplitConfig(splits=[
         tfx.proto.SplitConfig.Split(name="train", hash_buckets=100 - config.eval_percent),
@@ -67,7 +74,7 @@ def create_pipeline(config: PipelineConfig,
         custom_config={"model": dataclasses.asdict(config.model), "max_k": config.max_k,
                        "code_version": version, **(cloud_training or {})})
     gate = RetrievalGate(
-        model=trainer.outputs["model"],
+        model_run=trainer.outputs["model_run"],
         examples=transform.outputs["transformed_examples"],
         recall_ks=",".join(str(k) for k in config.gate_ks),
         code_version=version)
@@ -78,15 +85,31 @@ def create_pipeline(config: PipelineConfig,
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=config.model_base_path)))
 
+    components = _cut([example_gen, statistics_gen, schema_gen, example_validator, transform,
+                       trainer, gate, pusher], until)
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
-                    trainer, gate, pusher],
+        components=components,
         enable_cache=enable_cache,
         metadata_connection_config=tfx.orchestration.metadata
         .sqlite_metadata_connection_config(config.metadata),
         beam_pipeline_args=beam_pipeline_args)
+
+
+def _cut(components: List, until: Optional[str]) -> List:
+    """The components up to and including `until`, their links to the rest removed."""
+    if until is None:
+        return components
+    ids = [component.id for component in components]
+    if until not in ids:
+        raise ValueError(f"no component {until!r} in the pipeline; components: {ids}")
+    kept = components[:ids.index(until) + 1]
+    for component in kept:
+        for downstream in list(component.downstream_nodes):
+            if downstream not in kept:
+                component.remove_downstream_node(downstream)
+    return kept
 
 
 def local_beam_args(config: PipelineConfig) -> List[str]:

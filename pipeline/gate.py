@@ -1,5 +1,10 @@
 """The evaluation gate: the model is blessed (and so pushed) only if it beats popularity.
 
+It judges the Trainer's candidate (<model_run>/candidate, trained on the train split only) on
+the eval split; the Trainer's served model is the same recipe refitted on train + eval
+(trainer/run.py), so a blessing vouches for the settings and the data, not for a model that saw
+the eval split.
+
 Standard TFX Evaluator (TFMA) evaluates per-example predictions; a retrieval model must be
 judged by ranking the whole catalogue per user, so the gate is a small component of our own.
 Pusher only pushes a model whose ModelBlessing has the custom property blessed == 1.
@@ -14,12 +19,12 @@ import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types import artifact_utils
-from tfx.types.standard_artifacts import Examples, Model, ModelBlessing, ModelEvaluation
-from tfx.utils import path_utils
+from tfx.types.standard_artifacts import Examples, ModelBlessing, ModelEvaluation, ModelRun
 
 from trainer.dataset import as_numpy, read_batches
 from trainer.evaluation import beats_baseline, evaluate_retrieval
 from trainer.features import ITEM_ID, USER_ID
+from trainer.run import candidate_dir
 
 METRICS_FILE = "metrics.json"
 _PAIR_SPEC = {USER_ID: tf.io.FixedLenFeature([], tf.string),
@@ -37,14 +42,14 @@ def _interactions(examples, split: str):
 
 @tfx.dsl.components.component
 def RetrievalGate(  # pylint: disable=invalid-name  (TFX names components like classes)
-        model: tfx.dsl.components.InputArtifact[Model],
+        model_run: tfx.dsl.components.InputArtifact[ModelRun],
         examples: tfx.dsl.components.InputArtifact[Examples],
         blessing: tfx.dsl.components.OutputArtifact[ModelBlessing],
         evaluation: tfx.dsl.components.OutputArtifact[ModelEvaluation],
         recall_ks: tfx.dsl.components.Parameter[str] = "10,100",
         code_version: tfx.dsl.components.Parameter[str] = "",
 ) -> None:
-    """Recall@k of the model and of popularity on the eval split; blesses the model if it wins.
+    """Recall@k of the candidate and of popularity on the eval split; blesses if it wins.
 
     recall_ks: comma-separated k values the model must win at.
     code_version: a fingerprint of the project's code, so that a code change re-runs the gate
@@ -52,7 +57,7 @@ def RetrievalGate(  # pylint: disable=invalid-name  (TFX names components like c
     """
     del code_version
     ks = [int(k) for k in recall_ks.split(",")]
-    metrics = evaluate_retrieval(path_utils.serving_model_path(model.uri),
+    metrics = evaluate_retrieval(candidate_dir(model_run.uri),
                                  train=_interactions(examples, "train"),
                                  held_out=_interactions(examples, "eval"), ks=ks)
     metrics["blessed"] = beats_baseline(metrics, ks)

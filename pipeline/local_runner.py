@@ -9,6 +9,7 @@ beside this package), relative paths in it being relative to the working directo
 
 import os
 from pathlib import Path
+from typing import Optional
 
 import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 from tfx import v1 as tfx
@@ -19,10 +20,11 @@ from pipeline.definition import create_pipeline, local_beam_args
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "local.yaml"
 
 
-def run(config: PipelineConfig, enable_cache: bool = True) -> None:
+def run(config: PipelineConfig, enable_cache: bool = True, until: Optional[str] = None) -> None:
+    """Runs the pipeline (up to and including component `until`, if given) in this process."""
     tfx.orchestration.LocalDagRunner().run(
         create_pipeline(config, beam_pipeline_args=local_beam_args(config),
-                        enable_cache=enable_cache))
+                        enable_cache=enable_cache, until=until))
 
 
 if __name__ == "__main__":

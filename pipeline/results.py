@@ -69,6 +69,33 @@ def _outputs(store, execution_ids: List[int], type_name: str) -> List:
             if store.get_artifact_types_by_id([artifact.type_id])[0].name == type_name]
 
 
+def _component_name(store, execution) -> str:
+    return store.get_execution_types_by_id([execution.type_id])[0].name.rsplit(".", 1)[-1]
+
+
+def component_seconds(config: PipelineConfig) -> Dict[str, float]:
+    """Seconds each component of the latest run took (cached ones: the cache look-up)."""
+    store = _store(config)
+    return {_component_name(store, execution):
+            (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1e3
+            for execution in _latest_run_executions(store, config)}
+
+
+def output_uri(config: PipelineConfig, component: str, key: str) -> str:
+    """The URI of output `key` (e.g. "transform_graph") of `component` in the latest run."""
+    store = _store(config)
+    for execution in _latest_run_executions(store, config):
+        if _component_name(store, execution) != component:
+            continue
+        for event in store.get_events_by_execution_ids([execution.id]):
+            if (event.type in (metadata_store_pb2.Event.OUTPUT,
+                               metadata_store_pb2.Event.DECLARED_OUTPUT)
+                    and event.path.steps and event.path.steps[0].key == key):
+                return store.get_artifacts_by_id([event.artifact_id])[0].uri
+    raise RuntimeError(f"the latest run of {config.pipeline_name!r} has no output {key!r} "
+                       f"of {component}")
+
+
 def latest_run_summary(config: PipelineConfig) -> RunSummary:
     store = _store(config)
     executions = _latest_run_executions(store, config)

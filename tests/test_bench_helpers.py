@@ -1,4 +1,7 @@
-"""The benchmarks' own helpers (bench/quality.py, bench/scale.py, bench/common.py): no training."""
+"""The benchmarks' own helpers (bench/common.py, bench/peers.py, bench/scale.py): no training.
+
+EASE and the peers' tuning are checked on hand-made matrices whose answers are known.
+"""
 
 import sys
 from pathlib import Path
@@ -6,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
-# Appended, not prepended: bench/serving.py must not shadow the `serving` package.
-sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import common  # noqa: E402
-import quality  # noqa: E402
+import peers  # noqa: E402
 import scale  # noqa: E402
 
 
@@ -25,33 +28,72 @@ def test_random_split_is_seeded_and_disjoint():
     assert train.equals(again)
 
 
-def test_transform_vocabularies_count_tokens_over_interactions():
-    frame = pd.DataFrame({"user_id": ["a", "a", "b"], "item_id": ["1", "2", "1"],
-                          "title": ["Star Wars", "Lone Star", "Star Wars"],
-                          "genres": ["Sci-Fi|Action", "Drama", "Sci-Fi|Action"]})
-    vocabularies, items = common.transform_vocabularies(frame)
-    assert items == ["1", "2"]  # most rated first
-    assert vocabularies.users == ["a", "b"]
-    # star: 3 interactions, wars: 2, lone: 1 (< MIN_TITLE_TOKEN_COUNT)
-    assert vocabularies.title_tokens == ["star", "wars"]
-    assert vocabularies.genres == ["Action", "Sci-Fi", "Drama"]
+def test_temporal_split_holds_out_each_users_latest_fifth():
+    frame = pd.DataFrame({"user_id": ["a"] * 10 + ["b"] * 5 + ["c"],
+                          "item_id": [str(i) for i in range(16)]})
+    # a's timestamps run backwards, so a's latest are its first rows
+    times = np.array(list(range(10, 0, -1)) + [5, 1, 4, 2, 3] + [7])
+    train, held_out = common.temporal_split(frame, times)
+    assert sorted(held_out.item_id) == ["0", "1", "10"]  # a: 2 of 10, b: 1 of 5 (time 5)
+    assert "15" in set(train.item_id)                   # c's only interaction stays
+    assert len(train) + len(held_out) == len(frame)
 
 
-def test_settings_and_sweep_parsing():
-    assert quality.parse_settings(["temperature=0.2", "epochs=5", "candidate_layers=256,128",
-                                   "query_layers=", "logq_correction=false"]) == {
-        "temperature": 0.2, "epochs": 5, "candidate_layers": (256, 128), "query_layers": (),
-        "logq_correction": False}
-    grid = quality.parse_sweep(["temperature=0.1|0.2", "candidate_layers=128|256,128"])
-    assert grid == [{"temperature": 0.1, "candidate_layers": (128,)},
-                    {"temperature": 0.1, "candidate_layers": (256, 128)},
-                    {"temperature": 0.2, "candidate_layers": (128,)},
-                    {"temperature": 0.2, "candidate_layers": (256, 128)}]
+def test_ease_closed_form_on_a_known_matrix():
+    # Items 0 and 1 are always seen together (twice), item 2 alone: X^T X is block diagonal,
+    # so B[0, 1] = a / (a + lambda) = 2 / 3 for a = 2, lambda = 1, and B[0, 2] = 0.
+    train = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=np.float32))
+    fitted = peers.ease(train, regularization=1.0)
+    weights = fitted.similarity(np.arange(3))
+    assert weights[0, 1] == pytest.approx(2 / 3) and weights[1, 0] == pytest.approx(2 / 3)
+    assert weights[0, 2] == pytest.approx(0) and np.diag(weights).tolist() == [0, 0, 0]
+    scores = fitted.scores(np.array([0]))
+    assert scores[0].tolist() == pytest.approx([2 / 3, 2 / 3, 0])
+
+
+def test_item_knn_keeps_only_the_nearest_neighbours():
+    train = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 1, 1]],
+                                   dtype=np.float32))
+    similarity = peers.item_knn(train, neighbours=1).similarity(np.arange(4))
+    assert (similarity > 0).sum(axis=0).tolist() == [1, 1, 1, 1]
+    assert similarity[1, 0] > 0 and similarity[0, 1] > 0  # items 0 and 1: cosine 1
+    shrunk = peers.item_knn(train, shrinkage=10.0).similarity(np.arange(4))
+    plain = peers.item_knn(train).similarity(np.arange(4))
+    assert (shrunk[plain > 0] < plain[plain > 0]).all()
+
+
+def test_tuning_chooses_on_validation_only():
+    # Users 0-1 like items {0, 1}; the validation part says item 1 follows item 0. A fit whose
+    # scores depend on its setting shows the tuner picks what validation rewards.
+    train = sp.csr_matrix(np.array([[1, 0, 0], [1, 0, 0]], dtype=np.float32))
+    validation = sp.csr_matrix(np.array([[0, 1, 0], [0, 1, 0]], dtype=np.float32))
+
+    def fit(matrix, favourite):
+        scores = np.zeros(3, np.float32)
+        scores[favourite] = 1.0
+        return peers.Fitted(lambda rows: np.tile(scores, (len(rows), 1)), None)
+
+    tuned = peers.tune(fit, {"favourite": [2, 1]}, train, validation, ks=(1,))
+    assert tuned["setting"] == {"favourite": 1}
+    assert [score for _, score in tuned["validation"]] == [0.0, 1.0]
+    assert peers.grid({"a": [1, 2], "b": ["x"]}) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
 
 
 def test_neighbours_exclude_the_item_itself():
     similarity = np.array([[1.0, 0.2, 0.9, 0.1], [0.2, 1.0, 0.3, 0.8]])
-    assert quality.neighbours_by_similarity(similarity, k=2).tolist() == [[2, 1], [3, 2]]
+    assert common.neighbours_by_similarity(similarity, np.array([0, 1]), k=2).tolist() == \
+        [[2, 1], [3, 2]]
+
+
+def test_problem_orders_the_catalogue_by_training_count():
+    train = pd.DataFrame({"user_id": ["a", "b", "b"], "item_id": ["2", "1", "2"],
+                          "genres": ["X", "Y|X", "X"]})
+    held_out = pd.DataFrame({"user_id": ["a"], "item_id": ["9"], "genres": ["Z"]})
+    problem = common.make_problem(train, held_out)
+    assert problem.items.tolist() == ["2", "1", "9"] and problem.n_catalog == 2
+    assert problem.genres[1] == {"X", "Y"}
+    validation, = common.matrices_like(problem, held_out)
+    assert validation.shape == (2, 2) and validation.nnz == 0  # item 9 is not in the catalogue
 
 
 def test_growth_per_doubling():

@@ -1,66 +1,55 @@
 """TFX Trainer entry point: `run_fn`, referenced by the pipeline as "trainer.run.run_fn".
 
-Everything the model needs arrives through the pipeline's channels: Transform's vocabularies
-(transform_graph) and the transformed examples, from which the candidate catalogue is built.
-Only hyperparameters travel in custom_config.
+Two models come out of one Trainer run, trained by the same functions (trainer/train.py):
+
+  candidate  trained on the train split only and exported to <model_run>/candidate: the
+             evaluation gate judges it on the eval split it never saw;
+  served     the same settings trained again on train + eval (`refit_on_all`, the default),
+             exported to the Model artifact that Pusher pushes once the gate blesses the
+             candidate. So the eval split judges the recipe and is not wasted on the model users
+             get. With refit_on_all false the candidate itself is pushed.
+
+Only hyperparameters travel in custom_config; data and vocabularies come through channels.
 """
 
 import logging
-from typing import List
+import os
 
 import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer.catalog import build_catalog
-from trainer.dataset import as_numpy, keep_items, read_batches
 from towergraph.constants import DEFAULT_MAX_K
 from trainer.config import ModelConfig, from_mapping
 from trainer.export import export_serving_model
-from trainer.features import AUTHORS, GENRES, ITEM_ID, TITLE, USER_ID, VOCABULARIES
-from trainer.model import Vocabularies, compile_model
+from trainer.train import evaluate, train
 
-# Rows per batch when scanning the training split for the catalogue.
-_SCAN_BATCH = 65_536
-
-
-def _vocabulary(transform_output: tft.TFTransformOutput, feature: str) -> List[str]:
-    return [token.decode("utf-8") if isinstance(token, bytes) else token
-            for token in transform_output.vocabulary_by_name(VOCABULARIES[feature])]
+# Sub-folder of the Trainer's ModelRun artifact holding the model the gate judges.
+CANDIDATE_DIR = "candidate"
 
 
-def load_vocabularies(transform_output: tft.TFTransformOutput) -> Vocabularies:
-    present = transform_output.transformed_feature_spec()
-    return Vocabularies(
-        users=_vocabulary(transform_output, USER_ID),
-        title_tokens=_vocabulary(transform_output, TITLE),
-        genres=_vocabulary(transform_output, GENRES) if GENRES in present else None,
-        authors=_vocabulary(transform_output, AUTHORS) if AUTHORS in present else None,
-    )
+def candidate_dir(model_run_uri: str) -> str:
+    """Where run_fn exports the candidate that the evaluation gate judges."""
+    return os.path.join(model_run_uri, CANDIDATE_DIR)
 
 
 def run_fn(fn_args) -> None:
-    """Trains the two-tower model and exports the serving SavedModel."""
+    """Trains the candidate (train split) and the served model, exports both."""
     config = from_mapping(ModelConfig, fn_args.custom_config.get("model", {}),
                           "Trainer custom_config[\"model\"]")
     max_k = fn_args.custom_config.get("max_k", DEFAULT_MAX_K)
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    feature_spec = transform_output.transformed_feature_spec()
-
-    vocabularies = load_vocabularies(transform_output)
-    catalog = build_catalog(
-        as_numpy(read_batches(fn_args.train_files, feature_spec, _SCAN_BATCH)),
-        _vocabulary(transform_output, ITEM_ID))
-    logging.info("catalogue: %d items, %d users", len(catalog), len(vocabularies.users))
-
-    model = compile_model(vocabularies, catalog, config)
-    train = keep_items(read_batches(fn_args.train_files, feature_spec, config.batch_size,
-                                    shuffle=True, seed=config.seed), catalog.item_ids)
-    held_out = keep_items(read_batches(fn_args.eval_files, feature_spec, config.batch_size),
-                          catalog.item_ids)
     tensorboard = tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)
-    model.fit(train, epochs=config.epochs, verbose=2, callbacks=[tensorboard])
-    model.index_catalog()
-    metrics = model.evaluate(held_out, return_dict=True, verbose=0, callbacks=[tensorboard])
-    logging.info("held-out metrics: %s", metrics)
-    export_serving_model(model, fn_args.serving_model_dir, max_k=max_k)
+
+    candidate = train(transform_output, fn_args.train_files, config, callbacks=[tensorboard],
+                      verbose=2)
+    metrics = evaluate(candidate, transform_output, fn_args.eval_files)
+    logging.info("candidate's held-out metrics: %s", metrics)
+    export_serving_model(candidate, candidate_dir(fn_args.model_run_dir), max_k=max_k)
+
+    served = candidate
+    if config.refit_on_all:
+        logging.info("refit on train + eval for the served model")
+        served = train(transform_output, list(fn_args.train_files) + list(fn_args.eval_files),
+                       config, verbose=2)
+    export_serving_model(served, fn_args.serving_model_dir, max_k=max_k)
