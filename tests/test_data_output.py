@@ -6,6 +6,7 @@ removed on errors and on SIGTERM/SIGINT, and a killed run's leftover is removed 
 only when its name and our marker file prove it ours.
 """
 
+import argparse
 import json
 import os
 import signal
@@ -125,7 +126,6 @@ def test_empty_missing_and_prepared_folders_are_fine(tmp_path):
 
 
 def test_cli_refusal_exits_2_and_keeps_the_folder(tmp_path, capsys):
-    import argparse
     app = tmp_path / "app"
     app.mkdir()
     (app / "manifest.json").write_text("{}")
