@@ -285,8 +285,7 @@ def test_ui_command_line(monkeypatch):
         parse("--port", "70000")
 
     calls = []
-    monkeypatch.setattr(cli.subprocess, "call",
-                        lambda command, env: calls.append((command, env)) or 0)
+    monkeypatch.setattr(cli, "run_child", lambda command, env: calls.append((command, env)) or 0)
     assert cli.run_ui(parse("--server", "http://tf:8501")) == 0
     assert calls[0][1]["TOWERGRAPH_PROTOCOL"] == "rest"
     assert cli.run_ui(parse("--server", " ")) == 2
@@ -298,3 +297,39 @@ def test_ui_command_line(monkeypatch):
     _, env = cli.streamlit_command(parse().server, environ={"TOWERGRAPH_SERVER": "stale"})
     assert "TOWERGRAPH_SERVER" not in env
     assert state.settings_from_env(env).pinned is False
+
+
+def test_stopping_towergraph_ui_stops_its_streamlit(tmp_path):
+    """A real `towergraph ui` process: SIGTERM to it leaves no Streamlit child running."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import socket
+
+    import psutil
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from towergraph.cli import main; sys.exit(main())",
+         "ui", "--port", str(port), "--server", "http://127.0.0.1:9"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path)})
+    try:
+        deadline = time.monotonic() + 60
+        children = []
+        while not children and time.monotonic() < deadline:
+            children = [child for child in psutil.Process(process.pid).children(recursive=True)
+                        if "streamlit" in " ".join(child.cmdline())]
+            time.sleep(0.2)
+        assert children, "towergraph ui started no streamlit"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 128 + signal.SIGTERM
+        gone, alive = psutil.wait_procs(children, timeout=15)
+        assert not alive, f"streamlit still running after SIGTERM: {alive}"
+    finally:
+        if process.poll() is None:
+            process.kill()

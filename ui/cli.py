@@ -11,6 +11,7 @@ it; without one the page's connection fields are editable (a local run; ui/guard
 import argparse
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -94,7 +95,30 @@ def run_ui(args: argparse.Namespace) -> int:
     where = f"at {server}" if server else "chosen on the page (local run)"
     print(f"TowerGraph explorer: http://{args.address}:{args.port}  (model "
           f"{model_name!r} {where}; Ctrl-C stops it)", file=sys.stderr)
+    return run_child(command, env)
+
+
+def run_child(command: List[str], env: Mapping[str, str], grace: float = 10.0) -> int:
+    """Runs Streamlit and stops it with us: SIGTERM or SIGINT to `towergraph ui` is passed on
+    to the child, which gets `grace` seconds before it is killed (no orphaned server)."""
+    child = subprocess.Popen(command, env=dict(env))
+    received = []
+
+    def forward(signum, _frame):
+        received.append(signum)
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, forward)
+                for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        return 130
+        while True:
+            try:
+                code = child.wait(timeout=grace if received else None)
+                break
+            except subprocess.TimeoutExpired:
+                child.kill()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 128 + received[0] if received else code
