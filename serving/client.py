@@ -8,6 +8,7 @@ The same client serves the UI, the notebook, the CLI and the graph builder:
 """
 
 import dataclasses
+import time
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
@@ -15,8 +16,10 @@ import numpy as np
 from serving.errors import (Code, ModelNotFound, RequestRejected, ServerFailed,  # noqa: F401
                             ServerUnavailable, ServingError)
 from serving.transport import Transport, open_transport
-from towergraph.constants import (DEFAULT_MODEL_NAME, SIGNATURE_EMBEDDINGS, SIGNATURE_ITEM_INFO,
-                                  SIGNATURE_RECOMMEND, SIGNATURE_SEARCH, SIGNATURE_SIMILAR_ITEMS)
+from serving.errors import echo
+from towergraph.constants import (DEFAULT_MODEL_NAME, MAX_SEARCH_QUERY_CHARS, SIGNATURE_EMBEDDINGS,
+                                  SIGNATURE_ITEM_INFO, SIGNATURE_RECOMMEND, SIGNATURE_SEARCH,
+                                  SIGNATURE_SIMILAR_ITEMS)
 
 # Rows per request: larger inputs are split, so a caller never trips the server's batch cap.
 DEFAULT_BATCH_SIZE = 100
@@ -71,9 +74,15 @@ class TowerGraphClient:
     def connect(cls, server: str, model_name: str = DEFAULT_MODEL_NAME,
                 protocol: Optional[str] = None, batch_size: int = DEFAULT_BATCH_SIZE,
                 **transport_options) -> "TowerGraphClient":
-        """server: `http://host:8501` for REST, `grpc://host:8500` for gRPC.
+        """server: `http://host:8501` or `https://...` for REST, `grpc://host:8500` for gRPC
+        (any other scheme: AddressError, a ValueError).
 
-        transport_options: timeout (s), retries, backoff (s).
+        transport_options:
+          timeout  the deadline of one client call in seconds, retries and batches included
+                   (default 10); past it the call raises ServerUnavailable
+          retries  extra attempts after a failed connection or 503 / UNAVAILABLE (default 3);
+                   a request the server accepted is never sent twice
+          backoff  seconds before the first retry, doubled at each one (default 0.2)
         """
         return cls(open_transport(server, model_name, protocol, **transport_options),
                    batch_size)
@@ -121,9 +130,11 @@ class TowerGraphClient:
     # -- signatures -------------------------------------------------------------------------
 
     def _predict(self, signature: str, rows: int, inputs: Dict[str, np.ndarray]):
-        """Runs a signature in chunks of batch_size rows; outputs concatenated by row."""
+        """Runs a signature in chunks of batch_size rows, all within one deadline (the
+        transport's timeout); outputs concatenated by row."""
+        deadline = time.monotonic() + self.transport.timeout
         parts = [self.transport.predict(signature, {name: value[start:start + self.batch_size]
-                                                    for name, value in inputs.items()})
+                                                    for name, value in inputs.items()}, deadline)
                  for start in range(0, rows, self.batch_size)]
         return {name: _concat([part[name] for part in parts]) for name in parts[0]}
 
@@ -164,7 +175,11 @@ class TowerGraphClient:
                                unknown, _items(outputs, 0))
 
     def search(self, query: str, k: int = 10) -> List[Item]:
-        """Items whose titles match: starts with the query, contains it, or all its words."""
+        """Items whose titles match: starts with the query, contains it, or all its words.
+        A query over MAX_SEARCH_QUERY_CHARS is RequestRejected before anything is sent."""
+        if len(query) > MAX_SEARCH_QUERY_CHARS:
+            raise RequestRejected(f"search query {echo(query)} is longer than "
+                                  f"{MAX_SEARCH_QUERY_CHARS} characters")
         outputs = self.transport.predict(SIGNATURE_SEARCH, {"query": np.array([query], dtype=object),
                                                     "k": np.array([k], np.int32)})
         return _items(outputs, 0)

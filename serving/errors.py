@@ -20,6 +20,10 @@ import enum
 import re
 from typing import Optional
 
+# The longest message an error keeps: a server error quoting a 1 MB input is cut to its start
+# and its length (a gRPC status over 16 KiB would not even reach the client).
+MAX_MESSAGE_CHARS = 1000
+
 
 class Code(enum.IntEnum):
     OK = 0
@@ -67,6 +71,8 @@ class ServingError(Exception):
 
     def __init__(self, message: str, code: Optional[Code] = None,
                  http_status: Optional[int] = None):
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = f"{message[:MAX_MESSAGE_CHARS]}... ({len(message)} characters)"
         super().__init__(message)
         self.message = message
         self.code = Code(self.default_code if code is None else code)

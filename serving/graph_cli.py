@@ -1,6 +1,7 @@
 """`towergraph graph`: a similarity graph around an item, from a running TF Serving."""
 
 import argparse
+import os
 import sys
 
 from towergraph.constants import DEFAULT_GRAPH_MAX_NODES as DEFAULT_MAX_NODES
@@ -27,23 +28,40 @@ def add_graph_command(subparsers) -> None:
     graph.add_argument("--max-nodes", type=int, default=DEFAULT_MAX_NODES,
                        help=f"stop adding nodes beyond this (default {DEFAULT_MAX_NODES})")
     graph.add_argument("--format", choices=("json", "graphml", "html"), default="json")
-    graph.add_argument("--output", help="file to write (default: standard output)")
+    graph.add_argument("--output", help="file to write (default: standard output); its folder "
+                       "must exist (checked before the graph is built)")
     graph.set_defaults(func=_graph)
 
 
 def _graph(args: argparse.Namespace) -> int:
     # Imported when the command runs: requests, networkx and pyvis are not needed to parse flags.
     from serving.client import ServingError, TowerGraphClient
+    from serving.errors import echo
     from serving.graph import build_graph, graph_stats
     from serving.graph_export import to_graphml, to_html, to_json
+    from serving.transport import AddressError
 
+    if args.output:
+        folder = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(folder):
+            print(f"error: --output {echo(args.output)}: folder {echo(folder)} does not exist",
+                  file=sys.stderr)
+            return 2
+        if os.path.isdir(args.output):
+            print(f"error: --output {echo(args.output)} is a folder, not a file", file=sys.stderr)
+            return 2
     try:
-        with TowerGraphClient.connect(args.server, args.model_name) as client:
+        client = TowerGraphClient.connect(args.server, args.model_name)
+    except AddressError as error:
+        print(f"error: --server: {error}", file=sys.stderr)
+        return 2
+    try:
+        with client:
             seeds = args.items
             if args.title is not None:
                 matches = client.search(args.title, k=1)
                 if not matches:
-                    print(f"error: no title matches {args.title!r}", file=sys.stderr)
+                    print(f"error: no title matches {echo(args.title)}", file=sys.stderr)
                     return 1
                 print(f"seed: {matches[0].title} (item {matches[0].item_id})", file=sys.stderr)
                 seeds = [matches[0].item_id]

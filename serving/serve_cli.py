@@ -1,7 +1,11 @@
 """`towergraph serve`: TF Serving for the pushed model, on this machine.
 
-Runs tensorflow_model_server when it is on PATH (with the equivalent flags); otherwise the
-stand-in (serving.standin), which speaks TF Serving's REST and gRPC APIs from Python.
+Runs tensorflow_model_server when it is on PATH (with the equivalent flags) and --host asks for
+every interface; otherwise the stand-in (serving.standin), which speaks TF Serving's REST and
+gRPC APIs from Python. tensorflow_model_server cannot listen on one address: its gRPC port is
+always bound to 0.0.0.0 and its REST port to :: (model_servers/server.cc, net_http's
+evhttp_server.cc; it has no host flag). So with the default --host 127.0.0.1 the stand-in runs,
+and the machine's other interfaces never see the model.
 
     towergraph serve --model-dir work/run/serving       # <dir>/towergraph/<version>/
     towergraph serve --model-dir work/run/serving/towergraph --rest-port 8501 --grpc-port 8500
@@ -20,8 +24,11 @@ from typing import Dict, List, Optional
 from serving.errors import StartupError
 from towergraph.constants import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MODEL_NAME
 from serving.standin.layout import LayoutError, find_model_base_path
+from serving.standin.limits import DEFAULT_CONNECTION_LIMITS
 
 TF_MODEL_SERVER = "tensorflow_model_server"
+# The --host values tensorflow_model_server honours: it always listens on every interface.
+ALL_INTERFACES = ("0.0.0.0", "::", "[::]")
 
 
 def _port(text: str) -> int:
@@ -65,8 +72,11 @@ def add_serve_command(subparsers) -> argparse.ArgumentParser:
     serve = subparsers.add_parser(
         "serve", help="serve the pushed model with TF Serving's REST and gRPC APIs",
         description="Serves the newest version under --model-dir and picks up new ones as the "
-                    "Pusher writes them. Runs tensorflow_model_server if it is on PATH, else "
-                    "the Python stand-in with the same APIs.")
+                    "Pusher writes them. Runs tensorflow_model_server if it is on PATH and "
+                    "--host is 0.0.0.0 (it cannot listen on one address only), else the Python "
+                    "stand-in with the same APIs, on --host only.",
+        epilog=f"Request limits (stand-in): --max-batch-size rows and --max-request-bytes "
+               f"per request. {DEFAULT_CONNECTION_LIMITS.describe()}")
     serve.add_argument("--model-dir", required=True,
                        help="serving dir holding <model-name>/<version>/, or the model base "
                             "path holding <version>/ directly")
@@ -78,7 +88,7 @@ def add_serve_command(subparsers) -> argparse.ArgumentParser:
                        help="gRPC port (default 8500; 0 picks a free one)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for every "
-                            "interface)")
+                            f"interface, the only one {TF_MODEL_SERVER} can honour)")
     serve.add_argument("--poll-seconds", type=_seconds, default=2.0,
                        help="how often to look for new versions (default 2, like "
                             "--file_system_poll_wait_seconds; 0 looks once at startup)")
@@ -106,8 +116,12 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     labels = dict(args.label)
     binary = None if args.standin else shutil.which(TF_MODEL_SERVER)
-    if binary:
+    if binary and args.host in ALL_INTERFACES:
         return _exec_model_server(binary, args, str(base_path), labels)
+    if binary:
+        print(f"{TF_MODEL_SERVER} is on PATH but always listens on every interface; "
+              f"--host {args.host} asks for one, so the stand-in runs instead "
+              f"(--host 0.0.0.0 runs {TF_MODEL_SERVER}).", file=sys.stderr, flush=True)
     return _run_standin(args, labels)
 
 
@@ -136,9 +150,8 @@ def model_server_command(binary: str, args: argparse.Namespace, base_path: str,
 def _exec_model_server(binary: str, args, base_path: str, labels: Dict[str, int]) -> int:
     command = model_server_command(binary, args, base_path, labels)
     print(f"Running {TF_MODEL_SERVER} ({binary}); REST on port {args.rest_port}, gRPC on port "
-          f"{args.grpc_port}. It listens on every interface and has no batch or body limits "
-          f"of ours (--host, --max-batch-size and --max-request-bytes are the stand-in's).",
-          flush=True)
+          f"{args.grpc_port}, on every interface. It has no batch or body limits of ours "
+          f"(--max-batch-size and --max-request-bytes are the stand-in's).", flush=True)
     print(" ".join(command), flush=True)
     try:
         os.execv(binary, command)
@@ -169,8 +182,7 @@ def _run_standin(args: argparse.Namespace, labels: Dict[str, int]) -> int:
         versions = ", ".join(map(str, server.repository.loaded_versions()))
         polling = (f"polled every {args.poll_seconds:g} s" if args.poll_seconds > 0
                    else "not polled")
-        print(f"Running the TF Serving stand-in ({TF_MODEL_SERVER} is not on PATH)"
-              if not args.standin else "Running the TF Serving stand-in", flush=True)
+        print("Running the TF Serving stand-in", flush=True)
         print(f"  model {args.model_name} version {versions} from {server.model_base_path} "
               f"({polling})", flush=True)
         print(f"  REST  {server.rest_url}/v1/models/{args.model_name}", flush=True)

@@ -98,11 +98,23 @@ def find_signature(signatures: Mapping, name: str):
     return signatures[key]
 
 
+def check_rows(inputs: Mapping[str, np.ndarray]) -> None:
+    """TowerGraph's signatures are batch-major: row i of every input is one query, so every
+    input must have the same number of rows (dimension 0), or the outputs would not line up."""
+    rows = {name: np.shape(array)[0] for name, array in inputs.items() if np.ndim(array)}
+    if len(set(rows.values())) > 1:
+        counts = ", ".join(f"{name}: {count}" for name, count in sorted(rows.items()))
+        raise invalid_argument(f"inputs must have the same number of rows (dimension 0); "
+                               f"got {counts}")
+
+
 def call_signature(function, inputs: Mapping[str, np.ndarray],
                    dtypes: Optional[Mapping[str, tf.DType]] = None) -> Dict[str, np.ndarray]:
     """Calls a concrete signature function with numpy inputs (text as UTF-8, cast to `dtypes`
-    where given); returns its outputs as numpy. A TensorFlow error becomes the serving error of
-    its code (e.g. RequestRejected for INVALID_ARGUMENT), with the op's message only."""
+    where given; rows checked by check_rows); returns its outputs as numpy. A TensorFlow error
+    becomes the serving error of its code (e.g. RequestRejected for INVALID_ARGUMENT), with the
+    op's message only."""
+    check_rows(inputs)
     tensors = {}
     try:
         for key, array in inputs.items():

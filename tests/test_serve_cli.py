@@ -107,7 +107,7 @@ def test_execs_tensorflow_model_server_when_on_path(tmp_path, fake_model_server)
     env, record = fake_model_server
     (tmp_path / "serving" / MODEL / "1").mkdir(parents=True)
     result = run_cli("--model-dir", str(tmp_path / "serving"), "--rest-port", "9501",
-                     "--grpc-port", "9500", "--poll-seconds", "0.5", env=env)
+                     "--grpc-port", "9500", "--poll-seconds", "0.5", "--host", "0.0.0.0", env=env)
     assert result.returncode == 0, result.stderr
     assert "Running tensorflow_model_server" in result.stdout
     assert record.read_text().split() == [
@@ -118,7 +118,8 @@ def test_execs_tensorflow_model_server_when_on_path(tmp_path, fake_model_server)
 def test_labels_go_to_a_model_config_file(tmp_path, fake_model_server):
     env, record = fake_model_server
     (tmp_path / "2").mkdir()
-    result = run_cli("--model-dir", str(tmp_path), "--label", "stable=2", env=env)
+    result = run_cli("--model-dir", str(tmp_path), "--label", "stable=2", "--host", "0.0.0.0",
+                     env=env)
     assert result.returncode == 0, result.stderr
     flags = dict(arg.split("=", 1) for arg in record.read_text().split())
     config = Path(flags["--model_config_file"]).read_text()
@@ -152,3 +153,25 @@ def test_standin_process_serves_until_sigterm(tiny_model_base, tmp_path):
             process.kill()
             process.wait()
     assert any("gRPC  127.0.0.1:" in line for line in output)
+
+
+def test_the_real_server_never_runs_when_one_address_is_asked_for(tmp_path, fake_model_server):
+    """tensorflow_model_server has no host flag (it listens on every interface), so the default
+    --host 127.0.0.1 runs the stand-in (here it cannot load the fake version: exit 1)."""
+    env, record = fake_model_server
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    result = run_cli("--model-dir", str(tmp_path), "--rest-port", "0", "--grpc-port", "0",
+                     env=env, timeout=120)
+    assert not record.exists(), "tensorflow_model_server was started on every interface"
+    assert "always listens on every interface" in result.stderr
+    assert result.returncode == 1 and "could be loaded" in result.stderr
+
+
+def test_help_documents_the_limits(capsys):
+    with pytest.raises(SystemExit):
+        parse("--help")
+    text = " ".join(capsys.readouterr().out.split())
+    for words in ("Connection limits", "408", "431", "503", "--max-request-bytes",
+                  "RESOURCE_EXHAUSTED"):
+        assert words in text

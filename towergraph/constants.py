@@ -41,3 +41,6 @@ MAX_GRAPH_NODES = 10_000     # the largest max_nodes a caller may ask for
 PROTOCOL_REST = "REST"
 PROTOCOL_GRPC = "gRPC"
 PROTOCOL_SAVED_MODEL = "SavedModel"   # the model loaded in-process, no server
+
+# Longest title search query the client sends (the `search` signature builds a pattern from it).
+MAX_SEARCH_QUERY_CHARS = 500

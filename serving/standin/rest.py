@@ -9,6 +9,7 @@ Paths are matched with TF Serving's own regular expressions; every error is {"er
 with TF Serving's HTTP status for its code. Bodies over --max-request-bytes get 413.
 """
 
+import asyncio
 import logging
 import re
 from typing import Optional
@@ -16,14 +17,14 @@ from typing import Optional
 from google.protobuf import json_format
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from serving.standin import rest_json
-from serving.errors import Code, ServingError, error_for_code, invalid_argument
+from serving.errors import Code, ServingError, echo, error_for_code, invalid_argument
 from serving.standin.service import SIGNATURE_DEF_FIELD, ServingCore, internal_error
 
 LOG = logging.getLogger("serving.standin")
@@ -34,6 +35,7 @@ _STATUS_PATH = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/l
                           r"(?:/(metadata))?", re.IGNORECASE)
 _API_PATH = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
 _INT64_MAX = 2 ** 63 - 1
+_INT64_DIGITS = len(str(_INT64_MAX))
 
 
 def _json_response(document, status: int = 200) -> Response:
@@ -42,21 +44,24 @@ def _json_response(document, status: int = 200) -> Response:
 
 
 def _error_response(error: ServingError) -> Response:
-    return _json_response({"error": error.message}, error.http_status)
+    response = _json_response({"error": error.message}, error.http_status)
+    if error.http_status in (408, 413):  # the body was not read to its end: close
+        response.headers["connection"] = "close"
+    return response
 
 
 def _version(text: Optional[str]) -> Optional[int]:
     if not text:
         return None
-    version = int(text)
-    if version > _INT64_MAX:
-        raise invalid_argument(f"Failed to convert version: {text} to numeric.")
-    return version
+    if len(text) > _INT64_DIGITS or int(text) > _INT64_MAX:  # int() of 5,000 digits raises
+        raise invalid_argument(f"Failed to convert version: {echo(text, 30)} to numeric.")
+    return int(text)
 
 
 class RestApi:
-    def __init__(self, core: ServingCore):
+    def __init__(self, core: ServingCore, body_timeout: float = 30.0):
         self.core = core
+        self.body_timeout = body_timeout
 
     # -- handlers (run in a worker thread) ------------------------------------------------------
 
@@ -92,8 +97,11 @@ class RestApi:
             return await self._dispatch(request)
         except ServingError as error:
             return _error_response(error)
+        except ClientDisconnect:  # the client went away: nobody to answer, nothing to fix
+            LOG.debug("REST %s %s: client disconnected", request.method, echo(request.url.path))
+            return Response(status_code=499)
         except Exception as error:  # noqa: BLE001 - never a traceback to the client
-            LOG.exception("REST %s %s failed", request.method, request.url.path)
+            LOG.exception("REST %s %s failed", request.method, echo(request.url.path))
             return _error_response(internal_error(error))
 
     async def _dispatch(self, request: Request) -> Response:
@@ -136,14 +144,23 @@ class RestApi:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise too_large
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise too_large
+
+        async def read() -> None:
+            async for chunk in request.stream():
+                body.extend(chunk)
+                if len(body) > limit:
+                    raise too_large
+
+        try:
+            await asyncio.wait_for(read(), self.body_timeout)
+        except asyncio.TimeoutError:
+            raise error_for_code(Code.DEADLINE_EXCEEDED, f"Request body not received within "
+                                 f"{self.body_timeout:g} s", http_status=408) from None
         return bytes(body)
 
 
-def create_app(core: ServingCore) -> Starlette:
-    api = RestApi(core)
+def create_app(core: ServingCore, body_timeout: float = 30.0) -> Starlette:
+    """The REST app; a request body must arrive within `body_timeout` seconds (else 408)."""
+    api = RestApi(core, body_timeout)
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
     return Starlette(routes=[Route("/{path:path}", api.handle, methods=methods)])

@@ -18,6 +18,7 @@ from typing import Iterator, Mapping, Optional
 from serving.errors import StartupError
 from towergraph.constants import DEFAULT_MODEL_NAME
 from serving.standin.layout import find_model_base_path
+from serving.standin.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimits
 from serving.standin.repository import ModelRepository, VersionWatcher
 from serving.standin.service import (DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_REQUEST_BYTES, Limits,
                                      ServingCore)
@@ -54,7 +55,9 @@ class StandinServer:
 
     `model_dir` is a serving dir (holding `<model_name>/<version>/`) or the model base path.
     Ports 0 pick free ones (read them back from rest_port / grpc_port after start());
-    None leaves that API off.
+    None leaves that API off. `connection_limits` bound slow, large and numerous clients
+    (serving/standin/limits.py: header and body deadlines, idle timeout, header size, open REST
+    connections, concurrent gRPC calls); a client that goes away mid-request is logged at DEBUG.
     """
 
     def __init__(self, model_dir, model_name: str = DEFAULT_MODEL_NAME, *,
@@ -64,13 +67,15 @@ class StandinServer:
                  max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
                  max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
                  labels: Optional[Mapping[str, int]] = None, num_versions: int = 1,
-                 grpc_workers: int = 8):
+                 grpc_workers: int = 8,
+                 connection_limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS):
         self.model_name = model_name
         self.model_base_path: Path = find_model_base_path(model_dir, model_name)
         self.host = host
         self.rest_port, self.grpc_port = rest_port, grpc_port
         self.poll_seconds = poll_seconds
         self.limits = Limits(max_batch_size=max_batch_size, max_request_bytes=max_request_bytes)
+        self.connection_limits = connection_limits
         self.repository = ModelRepository(model_name, self.model_base_path,
                                           num_versions=num_versions, labels=labels)
         self.core = ServingCore({model_name: self.repository}, self.limits)
@@ -124,12 +129,16 @@ class StandinServer:
         import grpc
         from serving.standin.grpc_service import add_services
 
+        limits = self.connection_limits
         options = [("grpc.max_receive_message_length", self.limits.max_request_bytes),
                    ("grpc.max_send_message_length", -1),
-                   ("grpc.so_reuseport", 0)]  # a port in use is an error, not shared
+                   ("grpc.so_reuseport", 0),  # a port in use is an error, not shared
+                   ("grpc.max_metadata_size", limits.max_header_bytes),
+                   ("grpc.server_handshake_timeout_ms", int(limits.header_timeout * 1000)),
+                   ("grpc.max_connection_idle_ms", int(limits.idle_timeout * 1000))]
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._grpc_workers,
                                                         thread_name_prefix="standin-grpc"),
-                             options=options)
+                             options=options, maximum_concurrent_rpcs=limits.max_grpc_rpcs)
         add_services(server, self.core)
         address = _grpc_address(self.host, self.grpc_port)
         try:
@@ -143,12 +152,17 @@ class StandinServer:
 
     def _start_rest(self) -> None:
         import uvicorn
+        from serving.standin.http_guard import guarded_protocol
         from serving.standin.rest import create_app
 
         self._rest_socket = _bind(self.host, self.rest_port)
         self.rest_port = self._rest_socket.getsockname()[1]
-        config = uvicorn.Config(create_app(self.core), log_level="warning", access_log=False,
-                                lifespan="off", server_header=False, timeout_keep_alive=30,
+        limits = self.connection_limits
+        config = uvicorn.Config(create_app(self.core, limits.body_timeout), log_level="warning",
+                                access_log=False, http=guarded_protocol(limits),
+                                lifespan="off", server_header=False,
+                                timeout_keep_alive=limits.idle_timeout,
+                                h11_max_incomplete_event_size=limits.max_header_bytes,
                                 timeout_graceful_shutdown=5)
         self._uvicorn = uvicorn.Server(config)
         self._rest_thread = threading.Thread(target=self._uvicorn.run,
@@ -193,11 +207,14 @@ def serve_in_process(model_dir, model_name: str = DEFAULT_MODEL_NAME, *,
                      max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
                      max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
                      labels: Optional[Mapping[str, int]] = None,
-                     num_versions: int = 1) -> Iterator[StandinServer]:
+                     num_versions: int = 1,
+                     connection_limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS,
+                     ) -> Iterator[StandinServer]:
     """A started StandinServer on free ports (by default), stopped on exit."""
     server = StandinServer(model_dir, model_name, host=host, rest_port=rest_port,
                            grpc_port=grpc_port, poll_seconds=poll_seconds,
                            max_batch_size=max_batch_size, max_request_bytes=max_request_bytes,
-                           labels=labels, num_versions=num_versions)
+                           labels=labels, num_versions=num_versions,
+                           connection_limits=connection_limits)
     with server:
         yield server
