@@ -156,41 +156,52 @@ def centre_title(page):
     return page.locator(".st-key-centre h3")
 
 
-def graph_frame(page):
-    return page.locator(".st-key-graph iframe").element_handle().content_frame()
+GRAPH = ".st-key-graph .tg-graph"
 
 
-def graph_eval(page, expression, expected=None, timeout=TIMEOUT_MS / 1000):
-    """Evaluates inside the pyvis page, waiting while the iframe is replaced or still loading."""
+def graph_eval(page, expression, expected=None, timeout=TIMEOUT_MS / 1000, where=GRAPH):
+    """Evaluates with `network` bound to the drawn vis-network, waiting while it is redrawn."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            frame = graph_frame(page)
-            value = frame.evaluate(f"typeof network === 'undefined' ? null : ({expression})")
+            value = page.evaluate(
+                f"() => {{ const root = document.querySelector({where!r});"
+                f" const network = root && root.__network;"
+                f" if (!network || !root.dataset.drawn) return null; return ({expression}); }}")
             if value is not None and (expected is None or value == expected):
                 return value
-        except Exception:  # noqa: BLE001 - the iframe is being swapped by a rerun
+        except Exception:  # noqa: BLE001 - the page is being rerun
             value = None
         if time.monotonic() > deadline:
             return value
         time.sleep(0.25)
 
 
-def settle_graph(page):
-    graph_eval(page, "(network.stopSimulation(), network.fit(), true)")
+def settle_graph(page, where=GRAPH):
+    graph_eval(page, "(network.stopSimulation(), network.fit(), true)", where=where)
+
+
+def node_point(page, node, where=GRAPH):
+    """Where a node is on the screen."""
+    return graph_eval(page, "(() => {"
+                            f" const p = network.getPositions(['{node}'])['{node}'];"
+                            "  const dom = network.canvasToDOM(p);"
+                            "  const box = network.body.container.getBoundingClientRect();"
+                            "  return {x: box.left + dom.x, y: box.top + dom.y};"
+                            "})()", where=where)
 
 
 def recentre_on_hop(page, hop):
-    """Picks the first item `hop` hops away in "Re-centre on" and re-centres: (id, title)."""
-    page.get_by_role("combobox", name="Re-centre on").click()
-    option = page.get_by_role("option", name=re.compile(rf"· hop {hop}$")).first
-    label = option.inner_text()
-    match = re.fullmatch(rf"(.*) \(#(\w+)\) · hop {hop}", label.strip())
-    assert match, label
-    option.click()
-    expect(page.get_by_role("combobox", name="Re-centre on")).to_have_value(label.strip())
-    page.get_by_role("button", name="Re-centre the graph").click()
-    return match.group(2), match.group(1)
+    """Clicks the first item (by id) `hop` hops away in the drawn graph: (id, title)."""
+    graph_eval(page, "true")
+    target = graph_eval(page, f"network.body.data.nodes.get({{filter: n => n.hop === {hop}}})"
+                              f".map(n => n.id).sort()[0]")
+    title = graph_eval(page, f"network.body.data.nodes.get('{target}').fullTitle")
+    settle_graph(page)
+    point = node_point(page, target)
+    page.mouse.click(point["x"], point["y"])
+    expect(page.locator(GRAPH)).to_have_attribute("data-drawn", target)
+    return target, title
 
 
 def screenshot(page, path):
@@ -217,6 +228,7 @@ def test_search_depth_fanout_and_recentre(page, app_url, client, tmp_path):
     assert graph_eval(page, "network.body.data.nodes.length", nodes) == nodes
     assert graph_eval(page, "network.body.data.edges.length") == expected.graph.number_of_edges()
     assert graph_eval(page, f"network.body.data.nodes.get('{first.item_id}').hop") == 0
+    expect(page.locator(".st-key-graph .tg-legend")).to_contain_text("1 hop")
     settle_graph(page)
     time.sleep(0.5)
     good = screenshot(page, tmp_path / "graph.png")
@@ -256,15 +268,9 @@ def test_hostile_title_is_text(page, app_url, tmp_path):
 
     # Hover the hostile node: vis-network's tooltip shows the title as text.
     settle_graph(page)
-    point = graph_eval(page, "(() => {"
-                             f" const p = network.getPositions(['{HOSTILE_ID}'])['{HOSTILE_ID}'];"
-                             "  const dom = network.canvasToDOM(p);"
-                             "  const box = network.body.container.getBoundingClientRect();"
-                             "  return {x: box.left + dom.x, y: box.top + dom.y};"
-                             "})()")
-    box = page.locator(".st-key-graph iframe").bounding_box()
-    page.mouse.move(box["x"] + point["x"], box["y"] + point["y"])
-    tooltip = page.frame_locator(".st-key-graph iframe").locator(".vis-tooltip")
+    point = node_point(page, HOSTILE_ID)
+    page.mouse.move(point["x"], point["y"])
+    tooltip = page.locator(".vis-tooltip")
     expect(tooltip).to_be_visible()
     expect(tooltip).to_contain_text(HOSTILE_TITLE)
     screenshot(page, tmp_path / "hostile.png")
@@ -276,7 +282,56 @@ def test_hostile_title_is_text(page, app_url, tmp_path):
 
     # Nowhere did the markup become an element, and no script ran.
     assert page.locator("img[src='x']").count() == 0
-    assert page.frame_locator(".st-key-graph iframe").locator("img").count() == 0
+    assert page.locator(".st-key-graph img").count() == 0
     assert page.evaluate("document.querySelectorAll('img[onerror]').length") == 0
     time.sleep(0.5)
+    assert page.dialogs == []
+
+
+def test_click_to_recentre_and_back_button(page, app_url, client):
+    open_app(page, app_url)
+    first = client.search("Dragon Chronicles 4", 20)[0]
+    search(page, "Dragon Chronicles 4")
+    expect(page.locator(GRAPH)).to_have_attribute("data-drawn", first.item_id)
+    target, title = recentre_on_hop(page, 1)                 # a click on the node
+    expect(centre_title(page)).to_have_text(title)
+    expect(page).to_have_url(re.compile(rf"[?&]item={target}$"))
+    page.go_back()                                            # the browser's back button
+    expect(centre_title(page)).to_have_text(first.title)
+    expect(page.locator(GRAPH)).to_have_attribute("data-drawn", first.item_id)
+    assert page.dialogs == []
+
+
+def test_start_page_and_compare(page, app_url, client, tmp_path):
+    open_app(page, app_url)
+    start = page.locator(".st-key-start")
+    expect(start).to_contain_text("items. Search a title above")
+    popular = page.locator(".st-key-start-popular button")
+    expect(popular).to_have_count(12)
+    expect(page.locator(".st-key-start-random button")).to_have_count(6)
+    label = popular.first.inner_text().strip()
+    popular.first.click()                                     # one click: a graph
+    expect(centre_title(page)).to_have_text(re.compile(re.escape(label.rstrip("…"))))
+    graph_eval(page, "true")
+    settle_graph(page)
+    time.sleep(0.5)
+    explorer = screenshot(page, tmp_path / "explorer.png")
+
+    page.get_by_role("tab", name="Compare two items").click()
+    for key, query in (("cmp-a-query", "Robot Chronicles 39"), ("cmp-b-query", "Dragon Chronicles 4")):
+        box = page.locator(f".st-key-{key} input")
+        box.fill(query)
+        box.press("Enter")
+    for panel in ("cmp-a", "cmp-b"):
+        expect(page.locator(f".st-key-{panel}-panel .tg-graph")).to_have_attribute(
+            "data-drawn", re.compile(".+"))
+        settle_graph(page, where=f".st-key-{panel}-panel .tg-graph")
+    expect(page.locator(".st-key-cmp-a-panel h3")).to_have_text(HOSTILE_TITLE)   # as text
+    expect(page.locator(".st-key-cmp-shared")).to_contain_text("In both graphs")
+    assert page.locator("img[src='x']").count() == 0
+    time.sleep(0.5)
+    compare = screenshot(page, tmp_path / "compare.png")
+    if os.environ.get("TOWERGRAPH_SAVE_SCREENSHOT") == "1":
+        shutil.copyfile(explorer, ROOT / "docs" / "explorer.png")
+        shutil.copyfile(compare, ROOT / "docs" / "compare.png")
     assert page.dialogs == []

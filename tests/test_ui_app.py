@@ -17,7 +17,8 @@ import tiny_world
 from serving.client import TowerGraphClient
 from serving.graph import build_graph
 from serving.standin import serve_in_process
-from ui import data, state
+from serving.graph import graph_stats
+from ui import data, state, views
 
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
 HOSTILE_TITLE = tiny_world.title_of(tiny_world.HOSTILE_ITEM)
@@ -243,8 +244,7 @@ def test_recentre_and_go_back(app, client):
     centre = at.selectbox(key="match::Dragon Chronicles 4").value
     recentre = next(box for box in at.selectbox if box.key.startswith("recentre::"))
     target = build_graph(client, [centre], 2, state.DEFAULT_FANOUT).nodes_at(2)[0]
-    recentre.set_value(target).run()
-    at.button(key="recentre-button").click().run()
+    recentre.set_value(target).run()          # picking re-centres (the keyboard's way to click)
     assert not at.exception
     title = client.item_info([target])[0].title
     assert at.subheader[0].value == title
@@ -271,7 +271,8 @@ def test_a_link_opens_an_item_and_titles_stay_text(app):
             source = getattr(element, "value", None) or getattr(element, "label", "")
             assert "<img" not in source.replace("\\<", ""), (element, source)
 
-    at.button(key="recentre-button").click().run()      # move on, then look at the breadcrumb
+    recentre = next(box for box in at.selectbox if box.key.startswith("recentre::"))
+    recentre.set_value(recentre.options[0]).run()       # move on, then look at the breadcrumb
     crumb = at.button(key="crumb-0")
     assert shows_as_text(crumb.label, "The Robot Chronicles 39 <img src=x…")
 
@@ -337,6 +338,44 @@ def test_over_rest_the_app_never_imports_tensorflow(standin):
                           timeout=120, cwd=Path(APP).parents[1])
     assert done.returncode == 0, done.stderr[-3000:]
     assert "LOADED []" in done.stdout, done.stdout
+
+
+# -- the start page and the comparison -----------------------------------------------------------
+
+def test_the_start_page_offers_popular_and_random_items(app, client):
+    at = app.run()
+    assert not at.exception and at.session_state["centre"] is None
+    start = " ".join(texts(at.get("markdown")))
+    size = len(tiny_world.catalog(tiny_world.interactions()))
+    assert f"towergraph, version 1: {size:,} items" in start
+    popular = [button for button in at.button if button.key.startswith("start-popular-")]
+    random_ = [button for button in at.button if button.key.startswith("start-random-")]
+    expected = [item.title for item in data.catalog_items(client, range(len(popular)))[0]]
+    assert [button.label.replace("\\", "") for button in popular] == [
+        views.shorten(title, 40) for title in expected]
+    assert len(popular) == 12 and len(random_) == 6
+    assert not {b.label for b in random_} & {b.label for b in popular}
+    random_[0].click().run()                       # one click: a graph
+    assert not at.exception and at.session_state["centre"] is not None
+    assert metric(at, "Items") > 1
+
+
+def test_compare_two_items_side_by_side(app, client):
+    at = app.run()
+    at.text_input(key="cmp-a-query").input("Dragon Chronicles 4")
+    at.text_input(key="cmp-b-query").input("Robot Chronicles 7").run()
+    assert not at.exception
+    first = client.search("Dragon Chronicles 4", 20)[0].item_id
+    second = client.search("Robot Chronicles 7", 20)[0].item_id
+    a = build_graph(client, [first], state.DEFAULT_DEPTH, state.DEFAULT_FANOUT)
+    b = build_graph(client, [second], state.DEFAULT_DEPTH, state.DEFAULT_FANOUT)
+    shapes = [m.value for m in at.metric if m.label == "Shape"]
+    assert shapes == [views.shape_word(graph_stats(a)), views.shape_word(graph_stats(b))]
+    shared = set(a.graph) & set(b.graph)
+    assert f"In both graphs: {views.plural(len(shared), 'item')}." in " ".join(
+        texts(at.get("markdown")))
+    if shared:
+        assert set(table(at, "hops from first")["id"]) == shared
 
 
 # -- recommendations ------------------------------------------------------------------------------

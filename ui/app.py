@@ -11,6 +11,7 @@ Markdown with every special character escaped (ui.views.escape_markdown).
 """
 
 import os
+import secrets
 import sys
 
 # `streamlit run ui/app.py` puts ui/ on sys.path, not the project: make `ui` and `serving`
@@ -25,13 +26,14 @@ from serving.client import (ModelNotFound, ServerUnavailable, ServingError,  # n
                             UnknownItems)
 from towergraph.constants import MAX_GRAPH_DEPTH as MAX_DEPTH  # noqa: E402
 from towergraph.constants import MAX_GRAPH_FANOUT as MAX_FANOUT  # noqa: E402
-from ui import data, guard, state, views  # noqa: E402
+from ui import data, graph_view, guard, state, views  # noqa: E402
 from ui.views import escape_markdown as md  # noqa: E402
 
 CRUMBS_SHOWN = 6
-HOP_LEGEND = ("Colour by hop: red = centre, orange = one hop, green = two, blue = three, "
-              "purple = four. Size: number of links. Edge width: similarity. Hover a node or a "
-              "link for details; drag to move, scroll to zoom.")
+START_POPULAR = 12
+START_RANDOM = 6
+CLICK_HINT = ("Click an item to re-centre the graph on it; the browser's back button goes "
+              "back. Hover for details; drag to move, scroll to zoom.")
 
 
 # -- cached requests ------------------------------------------------------------------------------
@@ -49,6 +51,11 @@ def _client(conn: state.Connection):
 def cached_graph(key: state.GraphKey) -> data.GraphBundle:
     """Keyed by (server, protocol, model name, model version, item, depth, fanout)."""
     return data.graph_bundle(_client(key.connection), key)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_start(conn: state.Connection, seed: int) -> data.StartPoints:
+    return data.start_points(_client(conn), START_POPULAR, START_RANDOM, seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -196,6 +203,15 @@ def breadcrumb(nav: state.Navigation) -> None:
                       on_click=nav.back_to, args=(index,), icon=":material/undo:")
 
 
+def _go_to_clicked(nav: state.Navigation):
+    def go(item: str) -> None:
+        try:
+            nav.go_to(guard.check_item_id(item))
+        except guard.Rejected:
+            pass   # not an id the page drew: a forged message, ignored
+    return go
+
+
 def graph_panel(bundle: data.GraphBundle, key: state.GraphKey, nav: state.Navigation) -> None:
     result, stats, centre = bundle.result, bundle.stats, bundle.centre
     info = result.graph.nodes[centre]
@@ -204,17 +220,13 @@ def graph_panel(bundle: data.GraphBundle, key: state.GraphKey, nav: state.Naviga
         details = [views.list_field(info.get(field, "")) for field in ("authors", "genres")]
         st.caption(md(" · ".join([f"item {centre}"] + [part for part in details if part])))
     breadcrumb(nav)
+    with st.container(key="graph"):
+        graph_view.show(result, "graph-view", data.GRAPH_HEIGHT_PX, _go_to_clicked(nav),
+                        history=True)
+    st.caption(CLICK_HINT)
 
     left, right = st.columns([3, 2], gap="medium")
     with left:
-        with st.container(key="graph"):
-            if hasattr(st, "iframe"):
-                st.iframe(bundle.html, height=data.GRAPH_HEIGHT_PX + 20)
-            else:  # Streamlit before st.iframe
-                import streamlit.components.v1 as components
-                components.html(bundle.html, height=data.GRAPH_HEIGHT_PX + 20)
-        st.caption(HOP_LEGEND)
-    with right:
         with st.container(key="stats"):
             items, links, similarity = st.columns(3)
             items.metric("Items", stats["nodes"])
@@ -222,15 +234,16 @@ def graph_panel(bundle: data.GraphBundle, key: state.GraphKey, nav: state.Naviga
             similarity.metric("Mean similarity", f"{stats['mean_score']:.2f}")
             st.markdown("\n".join(f"- {md(sentence)}"
                                   for sentence in views.describe_stats(stats)))
+    with right:
         choices = views.recentre_choices(result, centre)
         if choices:
             hops = {node: result.graph.nodes[node]["hop"] for node in choices}
             pick_key = f"recentre::{key.item}::{key.depth}::{key.fanout}"
             with st.container(key="recentre"):
-                st.selectbox("Re-centre on", choices, key=pick_key,
-                             format_func=_labeller(choices, lambda node: f" · hop {hops[node]}"))
-                st.button("Re-centre the graph", key="recentre-button", type="primary",
-                          on_click=_recentre, args=(nav, pick_key))
+                st.selectbox("Or re-centre on (keyboard)", choices, key=pick_key, index=None,
+                             placeholder="pick an item of the graph",
+                             format_func=_labeller(choices, lambda node: f" · hop {hops[node]}"),
+                             on_change=_recentre, args=(nav, pick_key))
         st.caption("Download this graph:")
         html_col, json_col, graphml_col = st.columns(3)
         html_col.download_button("HTML", bundle.html, data.download_name(key, "html"),
@@ -261,10 +274,40 @@ def graph_panel(bundle: data.GraphBundle, key: state.GraphKey, nav: state.Naviga
             st.text("Nothing two or more hops away: raise the depth to see further.")
 
 
+def start_page(conn: state.Connection, nav: state.Navigation) -> None:
+    """Where to begin without guessing a title: popular items and a few random ones."""
+    seed = st.session_state.setdefault("start_seed", secrets.randbelow(2 ** 31))
+    try:
+        start = cached_start(conn, seed)
+    except ServingError as error:
+        st.info("Search for a title above: the graph of items like it appears here.")
+        st.error(md(guard.public_message(error, "Loading the start page")))
+        return
+    _remember(start.popular + start.random)
+    with st.container(key="start"):
+        size = (f"{start.catalog_size:,} items" if start.catalog_size is not None
+                else "an unknown number of items")
+        st.markdown(md(f"Model {conn.model_name}, version {conn.version}: {size}. "
+                       f"Search a title above, or start from one of these."))
+        for heading, items, prefix in (("Most popular", start.popular, "start-popular"),
+                                       ("A few at random", start.random, "start-random")):
+            if not items:
+                continue
+            st.markdown(f"**{heading}**")
+            with st.container(key=prefix, horizontal=True):
+                for index, item in enumerate(items):
+                    st.button(md(views.shorten(item.title or item.item_id, 40)),
+                              key=f"{prefix}-{index}", on_click=nav.go_to,
+                              args=(item.item_id,))
+        if start.random:
+            st.button("Other random items", key="start-reshuffle", icon=":material/shuffle:",
+                      on_click=st.session_state.pop, args=("start_seed",))
+
+
 def graph_tab(conn: state.Connection, depth: int, fanout: int, nav: state.Navigation) -> None:
     find_item(conn, nav)
     if nav.centre is None:
-        st.info("Search for a title above: the graph of items like it appears here.")
+        start_page(conn, nav)
         return
     key = state.graph_key(conn, nav.centre, depth, fanout)
     try:
@@ -281,6 +324,66 @@ def graph_tab(conn: state.Connection, depth: int, fanout: int, nav: state.Naviga
     if st.query_params.get("item") != nav.centre:
         st.query_params["item"] = nav.centre  # a link to this centre: ?item=ID
     graph_panel(bundle, key, nav)
+
+
+# -- the compare tab ------------------------------------------------------------------------------
+
+def pick_item(conn: state.Connection, label: str, key: str):
+    """A title search and its best match (or another of the matches): an item id or None."""
+    query = st.text_input(label, key=f"{key}-query", placeholder="a few words of a title")
+    if not query.strip():
+        return None
+    try:
+        matches = cached_search(conn, query)
+    except ServingError as error:
+        st.error(md(guard.public_message(error, "Search")))
+        return None
+    if not matches:
+        st.info(md(f"No title matches {query.strip()!r}."))
+        return None
+    _remember(matches)
+    ids = [item.item_id for item in matches]
+    return st.selectbox("Match", ids, format_func=_labeller(ids), key=f"{key}-match::{query}")
+
+
+def compare_tab(conn: state.Connection, depth: int, fanout: int) -> None:
+    st.markdown("Two items' graphs side by side: does one fan out into ever new items while "
+                "the other stays among the same, inter-linked ones?")
+    first_col, second_col = st.columns(2, gap="medium")
+    picked, bundles = [], []
+    for column, label, key in ((first_col, "First item", "cmp-a"),
+                               (second_col, "Second item", "cmp-b")):
+        with column:
+            item = pick_item(conn, label, key)
+            picked.append(item)
+            if item is None:
+                bundles.append(None)
+                continue
+            try:
+                bundle = cached_graph(state.graph_key(conn, item, depth, fanout))
+            except ServingError as error:
+                st.error(md(guard.public_message(error, "Building the graph")))
+                bundles.append(None)
+                continue
+            bundles.append(bundle)
+            with st.container(key=f"{key}-panel"):
+                st.subheader(md(bundle.result.graph.nodes[item]["title"]))
+                graph_view.show(bundle.result, f"{key}-graph", data.COMPARE_HEIGHT_PX)
+                stats = bundle.stats
+                shape, single, clustering = st.columns(3)
+                shape.metric("Shape", views.shape_word(stats))
+                single.metric("Edge items on one link",
+                              views.percent(float(stats.get("outer_single_link", 0))))
+                clustering.metric("Clustering",
+                                  f"{float(stats.get('average_clustering', 0)):.2f}")
+                st.markdown("\n".join(f"- {md(sentence)}"
+                                      for sentence in views.describe_stats(stats)))
+    if all(bundles):
+        rows = data.shared_items(bundles[0].result, bundles[1].result)
+        with st.container(key="cmp-shared"):
+            st.markdown(md(f"In both graphs: {views.plural(len(rows), 'item')}."))
+            if rows:
+                st.dataframe(rows, hide_index=True, key="cmp-shared-table")
 
 
 # -- the recommendations tab ----------------------------------------------------------------------
@@ -346,9 +449,12 @@ def main() -> None:
     if conn is None:
         st.error(md(problem))
         return
-    graph, recommendations = st.tabs(["Similarity graph", "Recommendations"])
+    graph, compare, recommendations = st.tabs(["Similarity graph", "Compare two items",
+                                               "Recommendations"])
     with graph:
         graph_tab(conn, depth, fanout, nav)
+    with compare:
+        compare_tab(conn, depth, fanout)
     with recommendations:
         recommendations_tab(conn)
 

@@ -92,6 +92,11 @@ def describe_stats(stats: Mapping[str, object]) -> List[str]:
     return sentences
 
 
+def shape_word(stats: Mapping[str, object]) -> str:
+    """The first words of graph_stats()' shape ("spread out", "tight", "in between")."""
+    return str(stats["shape"]).split(":")[0]
+
+
 def neighbour_rows(result: SimilarityGraph, centre: str) -> List[Dict[str, object]]:
     """The centre's direct neighbours, most similar first."""
     graph = result.graph
