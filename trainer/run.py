@@ -22,6 +22,7 @@ import tensorflow_transform as tft
 from towergraph.constants import DEFAULT_MAX_K
 from trainer.config import ModelConfig, from_mapping
 from trainer.export import export_serving_model
+from trainer.progress import EpochLog
 from trainer.train import evaluate, train
 
 # Sub-folder of the Trainer's ModelRun artifact holding the model the gate judges.
@@ -41,8 +42,8 @@ def run_fn(fn_args) -> None:
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
     tensorboard = tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)
 
-    candidate = train(transform_output, fn_args.train_files, config, callbacks=[tensorboard],
-                      verbose=2)
+    candidate = train(transform_output, fn_args.train_files, config,
+                      callbacks=[tensorboard, EpochLog("candidate (train split)")], verbose=0)
     metrics = evaluate(candidate, transform_output, fn_args.eval_files)
     logging.info("candidate's held-out metrics: %s", metrics)
     export_serving_model(candidate, candidate_dir(fn_args.model_run_dir), max_k=max_k)
@@ -51,5 +52,6 @@ def run_fn(fn_args) -> None:
     if config.refit_on_all:
         logging.info("refit on train + eval for the served model")
         served = train(transform_output, list(fn_args.train_files) + list(fn_args.eval_files),
-                       config, verbose=2)
+                       config, callbacks=[EpochLog("served model (train + eval)")],
+                       verbose=0)
     export_serving_model(served, fn_args.serving_model_dir, max_k=max_k)

@@ -1,0 +1,64 @@
+"""One log line per training epoch (logger "towergraph.training"), instead of Keras' progress bar.
+
+Keras' own epoch lines (fit(verbose=2)) print every metric the model reports, including the
+full-catalogue top-k metrics that the two-tower computes on evaluation only: during training
+they read 0.0000 on every epoch, which looks like a model that learns nothing. This callback
+logs the epoch number, the mean training loss over the epoch's batches, the seconds it took,
+and only those other metrics that were actually updated during the epoch. `towergraph run`
+shows these lines on the console (towergraph/console.py); anything else logging them (a
+benchmark, a notebook) sees them through Python logging.
+"""
+
+import logging
+import time
+from typing import Dict, List, Optional, Set
+
+import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
+import tensorflow as tf
+
+from towergraph.console import TRAINING_LOGGER as LOGGER_NAME
+
+# What TFRS' train_step reports besides the metrics: the loss is logged (as the epoch mean),
+# the others are the loss plus regularisation terms, which this model does not have.
+_LOSS = "loss"
+_LOSS_PARTS = {"regularization_loss", "total_loss"}
+
+
+def idle_metrics(model: tf.keras.Model) -> Set[str]:
+    """Names of the model's metrics that no batch updated since their last reset.
+
+    A Keras mean-type metric counts its updates; a count of zero after an epoch means the
+    metric was not computed (the two-tower's top-k metrics, computed on evaluation only).
+    """
+    return {metric.name for metric in model.metrics
+            if getattr(metric, "count", None) is not None and float(metric.count) == 0.0}
+
+
+class EpochLog(tf.keras.callbacks.Callback):
+    """Logs "<label>: epoch i/n, loss L[, metric M ...], S s" at the end of each epoch."""
+
+    def __init__(self, label: str, logger: Optional[logging.Logger] = None):
+        super().__init__()
+        self.label = label
+        self.logger = logger or logging.getLogger(LOGGER_NAME)
+        self._losses: List[float] = []
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[Dict] = None) -> None:
+        self._losses = []
+        self._started = time.monotonic()
+
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict] = None) -> None:
+        if logs and _LOSS in logs:
+            self._losses.append(float(logs[_LOSS]))
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict] = None) -> None:
+        seconds = time.monotonic() - self._started
+        logs = logs or {}
+        parts = [f"epoch {epoch + 1}/{self.params.get('epochs', '?')}"]
+        if self._losses:
+            parts.append(f"loss {sum(self._losses) / len(self._losses):.4f}")
+        idle = idle_metrics(self.model)
+        parts += [f"{name} {float(value):.4f}" for name, value in sorted(logs.items())
+                  if name != _LOSS and name not in _LOSS_PARTS and name not in idle]
+        self.logger.info("%s: %s, %.1f s", self.label, ", ".join(parts), seconds)
