@@ -19,7 +19,7 @@ import json
 import os
 import time
 from typing import Dict, List, Optional, Protocol, Tuple
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import numpy as np
 import requests
@@ -80,7 +80,7 @@ class RestTransport:
 
     @property
     def _model_url(self) -> str:
-        return f"{self.base_url}/v1/models/{self.model_name}"
+        return f"{self.base_url}/v1/models/{quote(self.model_name, safe='')}"
 
     def _send(self, method: str, url: str, deadline: Optional[float] = None, **kwargs) -> dict:
         deadline = _deadline(deadline, self.timeout)
@@ -127,7 +127,10 @@ class RestTransport:
         try:
             body = response.json()
         except ValueError:
-            body = {"error": response.text[:200]}
+            # Not TF Serving's error shape: say so, without echoing what some other server sent.
+            kind = response.headers.get("Content-Type", "unknown type")
+            body = {"error": f"not a TF Serving error (HTTP {response.status_code}, "
+                             f"{len(response.content)} bytes of {kind})"}
         code = code_for_http_status(response.status_code)
         message = str(body.get("error", "")) if isinstance(body, dict) else ""
         if code == Code.NOT_FOUND:

@@ -206,3 +206,43 @@ def test_graph_cli_refuses_a_bad_address_and_a_missing_folder_before_any_work(tm
     assert main(["graph", "--server", "http://127.0.0.1:1", "--item", "4",
                  "--output", str(missing)]) == 2
     assert "does not exist" in capsys.readouterr().err and not missing.parent.exists()
+
+
+class _Recording(BaseHTTPRequestHandler):
+    """Answers every request with a non-TF-Serving HTML page holding a secret."""
+    paths: list = []
+
+    def _answer(self):
+        self.paths.append(self.path)
+        body = b"<html>internal admin page: SECRET-TOKEN-123</html>"
+        self.send_response(500)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self._answer()
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._answer()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_model_name_is_url_quoted_and_a_foreign_answer_is_not_echoed():
+    handler = type("Handler", (_Recording,), {"paths": []})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with TowerGraphClient.connect(f"http://127.0.0.1:{httpd.server_port}",
+                                      model_name="../admin?x=1#y", retries=0) as client:
+            with pytest.raises(Exception) as caught:
+                client.transport.predict("s", {"a": np.array([1])})
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert handler.paths == ["/v1/models/..%2Fadmin%3Fx%3D1%23y:predict"]
+    assert "SECRET" not in str(caught.value) and "not a TF Serving error" in str(caught.value)
