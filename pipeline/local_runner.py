@@ -20,11 +20,21 @@ from pipeline.definition import create_pipeline, local_beam_args
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "local.yaml"
 
 
+def local_pipeline(config: PipelineConfig, enable_cache: bool = True,
+                   until: Optional[str] = None) -> tfx.dsl.Pipeline:
+    """The pipeline with the local Beam settings (up to and including `until`, if given)."""
+    return create_pipeline(config, beam_pipeline_args=local_beam_args(config),
+                           enable_cache=enable_cache, until=until)
+
+
+def run_pipeline(pipeline: tfx.dsl.Pipeline) -> None:
+    """Runs `pipeline` in this process with LocalDagRunner, component after component."""
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+
+
 def run(config: PipelineConfig, enable_cache: bool = True, until: Optional[str] = None) -> None:
     """Runs the pipeline (up to and including component `until`, if given) in this process."""
-    tfx.orchestration.LocalDagRunner().run(
-        create_pipeline(config, beam_pipeline_args=local_beam_args(config),
-                        enable_cache=enable_cache, until=until))
+    run_pipeline(local_pipeline(config, enable_cache=enable_cache, until=until))
 
 
 if __name__ == "__main__":

@@ -29,9 +29,13 @@ class RunSummary:
     pushed: bool
     pushed_path: Optional[str]
 
-    def describe(self) -> str:
-        lines = ["components: " + ", ".join(f"{name} {state}"
-                                            for name, state in self.components.items())]
+    def describe(self, components: bool = True) -> str:
+        """The summary's lines; `components` false leaves out the line of component states
+        (`towergraph run` has shown one line per component already)."""
+        lines = []
+        if components:
+            lines.append("components: " + ", ".join(f"{name} {state}"
+                                                    for name, state in self.components.items()))
         if self.metrics:
             for who in ("model", "popularity"):
                 numbers = ", ".join(f"{name} {value:.4f}"

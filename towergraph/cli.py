@@ -10,12 +10,18 @@
 Every pipeline and model setting is also a flag of `run` (generated from the config classes,
 so the flags, the YAML file and the README's table cannot drift apart). A config problem (YAML
 syntax, a wrong type, an unknown setting, a missing file) prints `error: ...` naming the file,
-line and setting (or the flag) and exits 2; exit code 1 means the gate rejected the model.
+line and setting (or the flag) and exits 2; exit code 1 means the gate rejected the model,
+3 that a pipeline component failed (its name, the error and the log file are printed).
+
+`run` shows one line per component, one per training epoch and the run summary; the full logs
+of TensorFlow, Beam and TFX go to <output>/logs/run-<time>.log (towergraph/console.py).
+`run --verbose` shows all of them on the console instead.
 """
 
 import argparse
 import os
 import sys
+import traceback
 from typing import Any, Dict, List, Optional
 
 from pipeline.config import PipelineConfig, read_config
@@ -79,6 +85,9 @@ def _add_run_command(subparsers) -> None:
     run.add_argument("--output", dest="output_dir",
                      help="holds pipeline_root/, metadata.sqlite and serving/")
     run.add_argument("--no-cache", action="store_true", help="re-run every component")
+    run.add_argument("--verbose", action="store_true",
+                     help="show every log (TensorFlow, Beam, TFX) on the console instead of "
+                          "progress lines and a log file under --output")
     _add_setting_flags(run.add_argument_group("pipeline settings"), PipelineConfig, _NOT_FLAGS)
     _add_setting_flags(run.add_argument_group("model settings"), ModelConfig)
     run.set_defaults(func=_run)
@@ -92,17 +101,87 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    return _run_verbose(config, args) if args.verbose else _run_quiet(config, args)
+
+
+class _NoData(Exception):
+    """No prepared data where the config points: exit code 2, like a config error."""
+
+
+def _run_pipeline(config: PipelineConfig, args: argparse.Namespace, progress):
+    """Runs the pipeline and returns its RunSummary; `progress` hears of its components."""
     # Imported here: TFX and TensorFlow take half a minute to import, `data` needs neither.
-    from pipeline.local_runner import run
+    from pipeline.local_runner import local_pipeline, run_pipeline
     from pipeline.results import latest_run_summary
     problem = _missing_data(config)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
+        raise _NoData(problem)
+    pipeline = local_pipeline(config, enable_cache=not args.no_cache)
+    progress.start([component.id for component in pipeline.components])
+    run_pipeline(pipeline)
+    return latest_run_summary(config)
+
+
+def _run_quiet(config: PipelineConfig, args: argparse.Namespace) -> int:
+    """Progress lines and the summary on the console, every other output in the log file."""
+    from towergraph.console import ComponentProgress, log_path_for, quiet_output, renderer_for
+    log_path = log_path_for(config.output_dir)
+    failed = None
+    try:
+        with quiet_output(log_path) as console:
+            progress = ComponentProgress(renderer_for(console))
+            progress.renderer.begin(log_path)
+            try:
+                with progress.listening():
+                    summary = _run_pipeline(config, args, progress)
+            except BaseException:
+                failed = progress.failed()
+                raise
+            finally:
+                progress.renderer.stop()
+    except _NoData as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
-    run(config, enable_cache=not args.no_cache)
-    summary = latest_run_summary(config)
+    except KeyboardInterrupt:
+        print(f"interrupted{f' in {failed}' if failed else ''}; full log: {log_path}",
+              file=sys.stderr)
+        return 130
+    except Exception as error:
+        if failed is None:    # not a component's failure: its traceback, as before
+            print(f"full log: {log_path}", file=sys.stderr)
+            raise
+        _report_failure(error, failed, log_path)
+        return 3
+    print(summary.describe(components=False))
+    return 0 if summary.pushed else 1
+
+
+def _run_verbose(config: PipelineConfig, args: argparse.Namespace) -> int:
+    """Every log on the console (as before progress lines existed), then the summary."""
+    from towergraph.console import ComponentProgress, verbose_output
+    progress = ComponentProgress(renderer=None)    # only to name a failing component
+    try:
+        with verbose_output(), progress.listening():
+            summary = _run_pipeline(config, args, progress)
+    except _NoData as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        failed = progress.failed()
+        if failed is None:
+            raise
+        traceback.print_exc()
+        _report_failure(error, failed, None)
+        return 3
     print(summary.describe())
     return 0 if summary.pushed else 1
+
+
+def _report_failure(error: Exception, component: str, log_path: Optional[str]) -> None:
+    message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    print(f"error: {component} failed: {message}", file=sys.stderr)
+    if log_path:
+        print(f"full log, with the traceback: {log_path}", file=sys.stderr)
 
 
 def _missing_data(config: PipelineConfig) -> Optional[str]:
