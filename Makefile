@@ -49,8 +49,7 @@ $(BROWSER_STAMP): requirements/browser.txt $(STAMP)
 
 demo: install
 ifeq ($(strip $(DATA)),)
-	@echo "make demo: no DATA given, so the demo uses a SYNTHETIC catalog (made-up items in"
-	@echo "           8 genres). For real data: make demo DATA=../shared/data/ml-100k FORMAT=movielens"
+	@echo "make demo: no DATA given: a SYNTHETIC catalog (made-up items in 8 genres); real data: make demo DATA=../shared/data/ml-100k FORMAT=movielens"
 	$(BIN)/towergraph data synthetic --output $(WORK)/data
 else
 	$(BIN)/towergraph data prepare --format $(FORMAT) --input $(DATA) --output $(WORK)/data \
@@ -58,9 +57,8 @@ else
 endif
 	$(BIN)/towergraph run --data $(WORK)/data --output $(WORK)/run
 ifneq ($(UI),0)
-	@echo "make demo: serving the model and opening the explorer on http://127.0.0.1:8502"
-	@echo "           (Ctrl-C stops both; make demo UI=0 skips this step)"
-	$(BIN)/towergraph serve --model-dir $(WORK)/run/serving & server=$$!; \
+	@echo "make demo: serving the model, explorer on http://127.0.0.1:8502 (Ctrl-C stops both; UI=0 skips this)"
+	@$(BIN)/towergraph serve --model-dir $(WORK)/run/serving & server=$$!; \
 		trap 'kill $$server' EXIT INT TERM; \
 		$(BIN)/towergraph ui --server http://127.0.0.1:8501
 endif
