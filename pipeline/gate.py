@@ -41,7 +41,7 @@ def _interactions(examples, split: str):
 
 
 @tfx.dsl.components.component
-def RetrievalGate(  # pylint: disable=invalid-name  (TFX names components like classes)
+def RetrievalGate(  # TFX names components like classes
         model_run: tfx.dsl.components.InputArtifact[ModelRun],
         examples: tfx.dsl.components.InputArtifact[Examples],
         blessing: tfx.dsl.components.OutputArtifact[ModelBlessing],

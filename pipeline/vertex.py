@@ -65,7 +65,7 @@ def build_request(config: VertexConfig, template_path: str, schedule: Optional[s
 
 def aiplatform_api():
     """The google-cloud-aiplatform SDK (tests replace this: Google Cloud is not reachable)."""
-    from google.cloud import aiplatform  # pylint: disable=import-outside-toplevel
+    from google.cloud import aiplatform
     return aiplatform
 
 
@@ -80,8 +80,8 @@ def send(request: Request) -> str:
 
 def explain(error: Exception, config: VertexConfig) -> Optional[str]:
     """A message for an error of the Google Cloud API, or None for any other error."""
-    from google.api_core import exceptions as api  # pylint: disable=import-outside-toplevel
-    from google.auth import exceptions as auth  # pylint: disable=import-outside-toplevel
+    from google.api_core import exceptions as api
+    from google.auth import exceptions as auth
     where = f"project {config.project}, region {config.region}"
     if isinstance(error, (api.PermissionDenied, api.Unauthenticated,
                           auth.DefaultCredentialsError, auth.RefreshError)):

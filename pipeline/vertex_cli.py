@@ -61,7 +61,7 @@ def _load(path: Optional[str]) -> Optional[VertexConfig]:
 
 def _compile_to(config: VertexConfig, output: Optional[str]) -> str:
     # Imported here: TFX and TensorFlow take seconds to import; a config error does not wait.
-    from pipeline.vertex_runner import compile_pipeline  # pylint: disable=import-outside-toplevel
+    from pipeline.vertex_runner import compile_pipeline
     return compile_pipeline(config, output)
 
 
@@ -105,7 +105,7 @@ def _submit(args: argparse.Namespace) -> int:
         return 0
     try:
         name = vertex.send(request)
-    except Exception as error:  # pylint: disable=broad-except  (explain() picks API errors)
+    except Exception as error:  # noqa: BLE001 (explain() picks the API errors)
         message = vertex.explain(error, config)
         if message is None:
             raise

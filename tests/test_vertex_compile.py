@@ -185,7 +185,7 @@ def test_local_pipeline_is_unchanged(direct):
     from tfx import v1 as tfx
     config, _ = direct
     trainer = next(c for c in local_pipeline(config).components if c.id == "Trainer")
-    assert type(trainer) is tfx.components.Trainer  # pylint: disable=unidiomatic-typecheck
+    assert type(trainer) is tfx.components.Trainer
     assert set(json.loads(trainer.exec_properties["custom_config"])) == {
         "model", "max_k", "code_version"}
 

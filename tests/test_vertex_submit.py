@@ -52,7 +52,7 @@ class FakeAiplatform:
                 fake.record("create_schedule", kwargs)
                 return SimpleNamespace(resource_name=SCHEDULE)
 
-        self.PipelineJob = PipelineJob  # pylint: disable=invalid-name
+        self.PipelineJob = PipelineJob
         self.error = error
 
     def record(self, name, kwargs):
@@ -192,7 +192,7 @@ def test_the_real_sdk_accepts_the_compiled_spec(monkeypatch, capsys, config_path
                       "--dry-run") == 0
     request = json.loads(capsys.readouterr().out)
     job = aiplatform.PipelineJob(**request["pipeline_job"], credentials=AnonymousCredentials())
-    resource = job._gca_resource  # pylint: disable=protected-access  (what submit() sends)
+    resource = job._gca_resource  # what submit( sends)
     assert resource.display_name == "towergraph"
     assert resource.runtime_config.gcs_output_directory == "gs://my-bucket/pipeline_root"
     spec = resource.pipeline_spec
