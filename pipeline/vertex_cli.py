@@ -105,7 +105,7 @@ def _submit(args: argparse.Namespace) -> int:
         return 0
     try:
         name = vertex.send(request)
-    except Exception as error:  # noqa: BLE001 (explain() picks the API errors)
+    except Exception as error:  # broad on purpose: explain() picks the API errors
         message = vertex.explain(error, config)
         if message is None:
             raise
