@@ -200,3 +200,10 @@ def test_catalog_items_pages_the_catalogue_by_position(serving, catalog):
     assert _text(result["titles"])[1] == catalog.titles[7]
     assert result["popularity"].tolist() == [catalog.counts[0], catalog.counts[7], 0, 0]
     assert result["catalog_size"].tolist() == [N_ITEMS] * 4
+
+
+def test_a_huge_search_query_is_cut_not_compiled_whole(serving):
+    huge = "robot " + "x" * 1_000_000
+    result = _call(serving, "search", query=[huge, "robot chron"], k=[3, 3])
+    assert (result["item_ids"][0] == b"").all()     # the cut query matches nothing, no error
+    assert all(t.startswith("The Robot") for t in _text(result["titles"][1]))

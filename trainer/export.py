@@ -26,7 +26,8 @@ import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 
 from towergraph import constants
-from towergraph.constants import DEFAULT_MAX_K, DEFAULT_MODEL_NAME, MAX_SESSION_ITEMS
+from towergraph.constants import (DEFAULT_MAX_K, DEFAULT_MODEL_NAME, MAX_SEARCH_QUERY_CHARS,
+                                  MAX_SESSION_ITEMS)
 from trainer.model import TwoTowerModel
 
 # Search scores: how the title matches the query, plus up to POPULARITY_BONUS for popularity.
@@ -165,7 +166,8 @@ class ServingModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="query"), _K])
     def search(self, query, k):
         """Title search for type-ahead: 3 = title starts with the query, 2 = contains it,
-        1 = contains every word of it (in any order); plus up to 0.5 for popularity."""
+        1 = contains every word of it (in any order); plus up to 0.5 for popularity. Only the
+        first MAX_SEARCH_QUERY_CHARS characters of a query count."""
         titles = self.search_titles
 
         def score(text):
@@ -179,6 +181,8 @@ class ServingModule(tf.Module):
             match = tf.where(tf.strings.length(text) > 0, match, 0.0)
             return tf.where(match > 0, match + self.popularity_score, -math.inf)
 
+        # Bounded work and a bounded regex whatever a client sends: longer queries are cut.
+        query = tf.strings.substr(query, 0, MAX_SEARCH_QUERY_CHARS, unit="UTF8_CHAR")
         scores = tf.map_fn(score, _normalize_title(query),
                            fn_output_signature=tf.TensorSpec([None], tf.float32))
         scores = tf.reshape(scores, [-1, tf.shape(titles)[0]])
