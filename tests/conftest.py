@@ -29,3 +29,19 @@ def tiny_model_base(tiny_model, tmp_path_factory):
     base = tmp_path_factory.mktemp("serving") / tiny_world.MODEL_NAME
     tiny_world.export(tiny_model, base, version=1)
     return base
+
+
+# Modules whose tests run the TFX pipeline, a browser, a notebook kernel, the lint and
+# validation tools, or servers and CLIs in subprocesses: `make test` runs them, `make test-fast`
+# (pytest -m "not slow") leaves them out. A module with both kinds marks its slow tests itself.
+SLOW_MODULES = {
+    "test_pipeline_e2e", "test_pipeline_movielens", "test_browser",
+    "test_notebook", "test_k8s", "test_images", "test_vertex_image", "test_vertex_compile",
+    "test_serve_cli", "test_data_output", "test_ui_cli_process",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

@@ -206,6 +206,7 @@ def quiet_run(tmp_path_factory):
     return data, output, result
 
 
+@pytest.mark.slow
 def test_run_prints_a_few_lines_and_logs_everything_else(quiet_run):
     _, output, result = quiet_run
     assert result.returncode in (0, 1), result.stderr
@@ -230,6 +231,7 @@ def test_run_prints_a_few_lines_and_logs_everything_else(quiet_run):
     assert result.stderr == ""
 
 
+@pytest.mark.slow
 def test_verbose_shows_the_logs_on_the_console(quiet_run):
     data, output, _ = quiet_run
     logs_before = sorted((output / "logs").glob("*.log"))
@@ -241,6 +243,7 @@ def test_verbose_shows_the_logs_on_the_console(quiet_run):
     assert sorted((output / "logs").glob("*.log")) == logs_before
 
 
+@pytest.mark.slow
 def test_a_failing_component_shows_its_name_the_error_and_the_log(tmp_path):
     data = tmp_path / "data"
     made = _towergraph("data", "synthetic", "--output", data, "--users", 50, "--items", 20,
