@@ -16,8 +16,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10,<3.12",
-    packages=find_packages(include=["towergraph", "towergraph.*", "pipeline", "pipeline.*", "trainer", "trainer.*",
-                                    "serving", "serving.*", "ui", "ui.*"]),
+    packages=find_packages(include=["towergraph", "towergraph.*", "pipeline", "pipeline.*",
+                                    "trainer", "trainer.*", "serving", "serving.*", "ui", "ui.*"]),
     include_package_data=True,
     install_requires=[
         "tfx[kfp]==1.16.0",

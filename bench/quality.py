@@ -26,6 +26,7 @@ pipeline's Transform output, for every combination of the given settings.
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import json
 import os
@@ -90,8 +91,8 @@ def peer_results(problem: common.Problem, train, seed: int, protocol: str,
         started = time.perf_counter()
         fit = peers.FITS[name]
         extra = {"seed": seed} if name == "ALS" else {}
-        tuned = peers.tune(lambda matrix, **setting: fit(matrix, **setting, **extra),
-                           peers.GRIDS[name], fit_matrix, validation_matrix)
+        tuned = peers.tune(functools.partial(fit, **extra), peers.GRIDS[name], fit_matrix,
+                           validation_matrix)
         fitted = fit(full, **tuned["setting"], **extra)
         results[name] = {
             "setting": tuned["setting"],

@@ -308,8 +308,8 @@ def main() -> None:
             "results": results,
             "growth_per_doubling": {
                 f"{step}.{key}": dict(zip([f"{a}->{b}" for a, b in zip(labels, labels[1:])],
-                                          growth(sizes, [results[l].get(step, {}).get(key)
-                                                         for l in labels])))
+                                          growth(sizes, [results[label].get(step, {}).get(key)
+                                                         for label in labels])))
                 for step, key in (("generate", "wall_seconds"),
                                   ("generate", "peak_tree_rss_mb"),
                                   ("transform", "wall_seconds"),

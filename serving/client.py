@@ -180,8 +180,9 @@ class TowerGraphClient:
         if len(query) > MAX_SEARCH_QUERY_CHARS:
             raise RequestRejected(f"search query {echo(query)} is longer than "
                                   f"{MAX_SEARCH_QUERY_CHARS} characters")
-        outputs = self.transport.predict(SIGNATURE_SEARCH, {"query": np.array([query], dtype=object),
-                                                    "k": np.array([k], np.int32)})
+        outputs = self.transport.predict(SIGNATURE_SEARCH,
+                                         {"query": np.array([query], dtype=object),
+                                          "k": np.array([k], np.int32)})
         return _items(outputs, 0)
 
     def item_info(self, item_ids: Sequence[str]) -> List[Item]:

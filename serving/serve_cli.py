@@ -22,7 +22,8 @@ import threading
 from typing import Dict, List, Optional
 
 from serving.errors import StartupError
-from towergraph.constants import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MODEL_NAME
+from towergraph.constants import (DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_REQUEST_BYTES,
+                                  DEFAULT_MODEL_NAME)
 from serving.standin.layout import LayoutError, find_model_base_path
 from serving.standin.limits import DEFAULT_CONNECTION_LIMITS
 

@@ -73,9 +73,10 @@ def to_tensor_proto(array) -> tensor_pb2.TensorProto:
 
 def from_tensor_proto(what: str, proto: tensor_pb2.TensorProto,
                       max_elements: Optional[int] = None) -> np.ndarray:
-    """The tensor as numpy; `what` names it in errors ("input 'k'"). Its declared shape is checked first (at most `max_elements`
-    values, none negative), as TensorProto fills a short value list up to the shape by repeating
-    the last value: a tiny message must not allocate gigabytes."""
+    """The tensor as numpy; `what` names it in errors ("input 'k'"). Its declared shape is
+    checked first (at most `max_elements` values, none negative), as TensorProto fills a short
+    value list up to the shape by repeating the last value: a tiny message must not allocate
+    gigabytes."""
     dims = [dim.size for dim in proto.tensor_shape.dim]
     total = 1
     for size in dims:

@@ -89,7 +89,8 @@ class RestTransport:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ServerUnavailable(f"TF Serving at {self.base_url} did not answer within "
-                                        f"the deadline ({self.timeout:g} s)", Code.DEADLINE_EXCEEDED)
+                                        f"the deadline ({self.timeout:g} s)",
+                                        Code.DEADLINE_EXCEEDED)
             try:
                 response = self.session.request(
                     method, url, timeout=(min(CONNECT_TIMEOUT, remaining), remaining), **kwargs)
@@ -198,7 +199,8 @@ class GrpcTransport:
             policy = {"methodConfig": [{
                 "name": [{"service": "tensorflow.serving.PredictionService"},
                          {"service": "tensorflow.serving.ModelService"}],
-                "retryPolicy": {"maxAttempts": attempts, "initialBackoff": f"{max(backoff, 0.001)}s",
+                "retryPolicy": {"maxAttempts": attempts,
+                                "initialBackoff": f"{max(backoff, 0.001)}s",
                                 "maxBackoff": f"{max(backoff, 0.001) * 2 ** retries}s",
                                 "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
             }]}
@@ -215,7 +217,8 @@ class GrpcTransport:
         try:
             if remaining <= 0:
                 raise ServerUnavailable(f"TF Serving at {self.target} did not answer within "
-                                        f"the deadline ({self.timeout:g} s)", Code.DEADLINE_EXCEEDED)
+                                        f"the deadline ({self.timeout:g} s)",
+                                        Code.DEADLINE_EXCEEDED)
             return method(request, timeout=remaining)
         except grpc.RpcError as error:
             code, details = Code(error.code().value[0]), error.details() or ""
@@ -269,7 +272,6 @@ class SavedModelTransport:
     timeout = DEFAULT_TIMEOUT  # not enforced: the call runs in this process
 
     def __init__(self, model_dir: str, model_name: str = DEFAULT_MODEL_NAME):
-        import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
         import tensorflow as tf
 
         self.model_dir = self.address = model_dir

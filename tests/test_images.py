@@ -200,7 +200,7 @@ def test_compose_binds_ports_to_loopback_only(compose):
     serving_ports = list(published(compose["services"]["tf-serving"]))
     assert {c for _, _, c in serving_ports} == {"8500", "8501"}
     for name, service in compose["services"].items():
-        for host_ip, host_port, container_port in published(service):
+        for host_ip, _host_port, container_port in published(service):
             assert host_ip == "127.0.0.1", f"{name} publishes {container_port} on all interfaces"
 
 

@@ -251,6 +251,6 @@ def test_runner_file_stops_on_a_bad_config(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as stopped:
         runpy.run_path(str(REPO / "pipeline" / "vertex_runner.py"), run_name="__main__")
     assert str(stopped.value.code).startswith("error: invalid Google Cloud config:")
-    assert f"serving_dir: 'work/serving' must be a gs:// path" in str(stopped.value.code)
+    assert "serving_dir: 'work/serving' must be a gs:// path" in str(stopped.value.code)
     assert f"(from {path})" in str(stopped.value.code)
     assert not (tmp_path / "compiled").exists()

@@ -20,7 +20,7 @@ from google.auth import exceptions as auth
 
 from pipeline import vertex
 from pipeline.vertex_config import load_vertex_config
-from test_vertex_compile import project_dir  # noqa: F401  (fixture)
+from test_vertex_compile import project_dir  # noqa: F401, F811  (a fixture)
 from test_vertex_config import REPO, no_cloud_environment, towergraph, write_config  # noqa: F401
 
 SERVICE_ACCOUNT = "towergraph-pipeline@my-project.iam.gserviceaccount.com"
@@ -164,7 +164,7 @@ def test_dry_run_does_not_import_the_sdk(config_path, template):
     assert '"create_schedule"' in result.stdout
 
 
-def test_readme_dry_runs(project_dir, monkeypatch, capsys):
+def test_readme_dry_runs(project_dir, monkeypatch, capsys):  # noqa: F811  (the fixture)
     """`towergraph vertex submit --config configs/vertex.yaml --dry-run [--schedule ...]`
     with the shipped config: compiles, then prints what it would send."""
     forbid_api(monkeypatch)

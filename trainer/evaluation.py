@@ -47,7 +47,8 @@ def evaluate_retrieval(model_dir: str, train: Interactions, held_out: Interactio
     popularity = np.asarray(seen.sum(axis=0)).ravel()
     catalog_columns = np.array([item_column[i] for i in catalog])
 
-    user_vectors = loaded.signatures[SIGNATURE_USER_EMBEDDINGS](user_ids=tf.constant(users.tolist()))
+    user_vectors = loaded.signatures[SIGNATURE_USER_EMBEDDINGS](
+        user_ids=tf.constant(users.tolist()))
     found = user_vectors["found"].numpy()
     user_vectors = user_vectors["embeddings"].numpy()
 

@@ -3,9 +3,10 @@
 Adds what uvicorn lacks: a deadline for the request line and headers (from connect, and from
 the end of the previous answer on a keep-alive connection, so a client trickling one byte at a
 time is cut off too), a cap on open connections, and a limit on the size of the request line
-and headers (h11 checks only headers still incomplete; a complete 20 MB header is caught here). Each rejection is
-answered in TF Serving's shape, {"error": "..."} with an HTTP status (408, 431, 503), and the
-connection is closed. The body deadline is the REST app's (rest.py), as only it reads bodies.
+and headers (h11 checks only headers still incomplete; a complete 20 MB header is caught
+here). Each rejection is answered in TF Serving's shape, {"error": "..."} with an HTTP status
+(408, 431, 503), and the connection is closed. The body deadline is the REST app's (rest.py),
+as only it reads bodies.
 """
 
 import json

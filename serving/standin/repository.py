@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
-from serving.errors import Code, ServingError, error_for_code, from_tf_error, invalid_argument, not_found
+from serving.errors import (Code, ServingError, error_for_code, from_tf_error, invalid_argument,
+                            not_found)
 from serving.standin.layout import fingerprint, has_saved_model, version_dirs
 
 LOG = logging.getLogger("serving.standin")
