@@ -11,7 +11,7 @@ TOP_ITEMS ?= 0
 WORK ?= work
 ML_100K ?= ../shared/data/ml-100k
 
-.PHONY: install demo test bench bench-scale clean
+.PHONY: install demo test test-fast lint bench bench-scale clean
 
 TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
@@ -63,8 +63,17 @@ ifneq ($(UI),0)
 		$(BIN)/towergraph ui --server http://127.0.0.1:8501
 endif
 
-test: install
+# Everything (what CI runs): the linter, then every test.
+test: install lint
 	$(BIN)/python -m pytest tests -q
+
+# The unit tests only (under 2 minutes): no pipeline runs, browsers, notebooks, lint tools or
+# subprocess servers (tests/conftest.py SLOW_MODULES).
+test-fast: install
+	$(BIN)/python -m pytest tests -q -m "not slow"
+
+lint: $(TOOLS_STAMP)
+	$(TOOLS_VENV)/bin/ruff check .
 
 # The benchmarks behind the README's numbers (minutes; not part of `make test`).
 bench: install
