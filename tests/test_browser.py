@@ -182,8 +182,9 @@ def settle_graph(page, where=GRAPH):
 
 
 def node_point(page, node, where=GRAPH):
-    """Where a node is on the screen."""
+    """Where a node is on the screen (the graph scrolled into view first)."""
     return graph_eval(page, "(() => {"
+                            "  network.body.container.scrollIntoView({block: 'center'});"
                             f" const p = network.getPositions(['{node}'])['{node}'];"
                             "  const dom = network.canvasToDOM(p);"
                             "  const box = network.body.container.getBoundingClientRect();"
@@ -335,3 +336,70 @@ def test_start_page_and_compare(page, app_url, client, tmp_path):
         shutil.copyfile(explorer, ROOT / "docs" / "explorer.png")
         shutil.copyfile(compare, ROOT / "docs" / "compare.png")
     assert page.dialogs == []
+
+
+def suggestions(page):
+    return page.locator(".tg-suggest-item")
+
+
+def test_search_as_you_type(page, app_url, client):
+    open_app(page, app_url)
+    # The graph's library is a static file, fetched once; the component's script is small.
+    assert page.request.get(f"{app_url}/app/static/vis-network.min.js").ok
+    box = page.get_by_label("Find an item by title")
+    box.press_sequentially("Dragon Chr", delay=40)              # no Enter
+    expect(suggestions(page).first).to_be_visible()
+    titles = [text.strip() for text in page.locator(".tg-suggest-title").all_text_contents()]
+    expected = [item.title for item in client.search("Dragon Chr", len(titles))]
+    assert titles == expected and all("Dragon Chronicles" in title for title in titles)
+    expect(box).to_have_value("Dragon Chr")                     # typing survived the reruns
+    expect(page.locator(".st-key-centre")).to_have_count(0)     # nothing centred yet
+
+    box.press("ArrowDown")
+    box.press("ArrowDown")                                      # the second suggestion
+    expect(suggestions(page).nth(1)).to_have_attribute("aria-selected", "true")
+    box.press("Enter")
+    expect(centre_title(page)).to_have_text(titles[1])
+    expect(box).to_have_value(titles[1])
+    expect(page.locator(".tg-suggest-list")).to_be_hidden()
+    second = client.search(titles[1], 1)[0].item_id
+    expect(page.locator(GRAPH)).to_have_attribute("data-drawn", second)
+
+    # Escape closes the list; Enter without a highlighted suggestion searches, as before.
+    box.fill("")
+    box.press_sequentially("Robot Chronicles 1", delay=40)
+    expect(suggestions(page).first).to_be_visible()
+    box.press("Escape")
+    expect(page.locator(".tg-suggest-list")).to_be_hidden()
+    box.press("Enter")
+    expect(page.get_by_role("combobox", name=re.compile("^Matches"))).to_be_visible()
+    expect(centre_title(page)).to_contain_text("Robot Chronicles 1")
+    assert page.dialogs == []
+
+
+def test_hostile_title_in_suggestions_is_text(page, app_url):
+    open_app(page, app_url)
+    box = page.get_by_label("Find an item by title")
+    box.press_sequentially("Robot Chronicles 39", delay=40)
+    hostile = suggestions(page).filter(has_text="onerror")
+    expect(hostile.first).to_be_visible()
+    expect(hostile.first.locator(".tg-suggest-title")).to_have_text(HOSTILE_TITLE)
+    assert page.locator(".tg-suggest img").count() == 0
+    hostile.first.click()                                       # a click picks it
+    expect(centre_title(page)).to_have_text(HOSTILE_TITLE)
+    expect(page.locator(GRAPH)).to_have_attribute("data-drawn", HOSTILE_ID)
+    assert page.locator("img[src='x']").count() == 0
+    time.sleep(0.5)
+    assert page.dialogs == []
+
+
+def test_forged_pick_is_ignored(page, app_url):
+    """A pick that was never offered (sent by a page script) centres nothing."""
+    open_app(page, app_url)
+    box = page.get_by_label("Find an item by title")
+    box.press_sequentially("Dragon Chr", delay=40)
+    expect(suggestions(page).first).to_be_visible()
+    page.evaluate("document.querySelector('.tg-suggest').__trigger('pick', '"
+                  + HOSTILE_ID + "')")
+    time.sleep(1.5)
+    expect(page.locator(".st-key-centre")).to_have_count(0)

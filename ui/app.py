@@ -26,7 +26,8 @@ from serving.client import (ModelNotFound, ServerUnavailable, ServingError,  # n
                             UnknownItems)
 from towergraph.constants import MAX_GRAPH_DEPTH as MAX_DEPTH  # noqa: E402
 from towergraph.constants import MAX_GRAPH_FANOUT as MAX_FANOUT  # noqa: E402
-from ui import data, graph_view, guard, state, views  # noqa: E402
+from towergraph.constants import MAX_SEARCH_QUERY_CHARS  # noqa: E402
+from ui import data, graph_view, guard, state, suggest, views  # noqa: E402
 from ui.views import escape_markdown as md  # noqa: E402
 
 CRUMBS_SHOWN = 6
@@ -160,9 +161,23 @@ def _remember(items) -> None:
     _titles().update({item.item_id: item.title for item in items})
 
 
+def _picked_suggestion(nav: state.Navigation):
+    """A suggestion picked while typing: centre on it; its title becomes the query."""
+    def pick(item) -> None:
+        _remember([item])
+        if item.title and len(item.title) <= MAX_SEARCH_QUERY_CHARS:
+            st.session_state["query"] = " ".join(item.title.split())
+        st.session_state["picked"] = item.item_id
+        nav.go_to(item.item_id)
+    return pick
+
+
 def find_item(conn: state.Connection, nav: state.Navigation) -> None:
     query = st.text_input("Find an item by title", key="query",
-                          placeholder="a few words of a title, then Enter")
+                          placeholder="type a few words of a title: suggestions appear; "
+                                      "Enter lists all matches")
+    suggest.show("query", "suggest", lambda text: cached_search(conn, text),
+                 _picked_suggestion(nav))
     if not query.strip():
         return
     try:
@@ -175,8 +190,13 @@ def find_item(conn: state.Connection, nav: state.Navigation) -> None:
         return
     _remember(matches)
     ids = [item.item_id for item in matches]
-    picked = st.selectbox(f"Matches ({len(matches)}): pick one to centre the graph on", ids,
-                          format_func=_labeller(ids), key=f"match::{query}")
+    chosen = st.session_state.get("picked")
+    if chosen not in ids and chosen is not None and \
+            " ".join(str(_titles().get(chosen, "")).split()) == " ".join(query.split()):
+        ids.insert(0, chosen)     # a suggestion picked by its title: it stays the pick
+    picked = st.selectbox(f"Matches ({len(ids)}): pick one to centre the graph on", ids,
+                          format_func=_labeller(ids), key=f"match::{query}",
+                          index=ids.index(chosen) if chosen in ids else 0)
     # A new pick (a new query's best match, or another match) moves the centre; re-centring
     # in the graph leaves the pick alone, so it does not pull the centre back.
     if picked != st.session_state.get("picked"):
@@ -222,7 +242,7 @@ def graph_panel(bundle: data.GraphBundle, key: state.GraphKey, nav: state.Naviga
     breadcrumb(nav)
     with st.container(key="graph"):
         graph_view.show(result, "graph-view", data.GRAPH_HEIGHT_PX, _go_to_clicked(nav),
-                        history=True)
+                        history=True, positions=bundle.positions)
     st.caption(CLICK_HINT)
 
     left, right = st.columns([3, 2], gap="medium")
@@ -304,7 +324,23 @@ def start_page(conn: state.Connection, nav: state.Navigation) -> None:
                       on_click=st.session_state.pop, args=("start_seed",))
 
 
+def same_version(conn: state.Connection) -> bool:
+    """In a rerun of the graph tab alone: is the version the page was built for still the one
+    served? If not, the whole page is rerun (status line, cache keys); this run stops."""
+    try:
+        version = _client(conn).version()
+    except ServingError:
+        return True        # the graph's own requests say what is wrong
+    if version != conn.version:
+        st.rerun(scope="app")
+    return True
+
+
+@st.fragment
 def graph_tab(conn: state.Connection, depth: int, fanout: int, nav: state.Navigation) -> None:
+    """A fragment: a search, a click or a back step reruns this tab only, not the sidebar and
+    the other tabs (a shorter path from Enter to the drawn graph)."""
+    same_version(conn)
     find_item(conn, nav)
     if nav.centre is None:
         start_page(conn, nav)
@@ -368,7 +404,8 @@ def compare_tab(conn: state.Connection, depth: int, fanout: int) -> None:
             bundles.append(bundle)
             with st.container(key=f"{key}-panel"):
                 st.subheader(md(bundle.result.graph.nodes[item]["title"]))
-                graph_view.show(bundle.result, f"{key}-graph", data.COMPARE_HEIGHT_PX)
+                graph_view.show(bundle.result, f"{key}-graph", data.COMPARE_HEIGHT_PX,
+                                positions=bundle.positions)
                 stats = bundle.stats
                 shape, single, clustering = st.columns(3)
                 shape.metric("Shape", views.shape_word(stats))

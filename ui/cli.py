@@ -69,6 +69,9 @@ def streamlit_command(server: Optional[str], protocol: Optional[str] = None,
                "--server.headless", "true", "--browser.gatherUsageStats", "false",
                # No file watcher: nothing to reload in use, and none to start in a container.
                "--server.fileWatcherType", "none",
+               # ui/static/ at app/static/: the browser fetches vis-network once, not with
+               # every rerun (ui/graph_view.py).
+               "--server.enableStaticServing", "true",
                # A reader's toolbar: no deploy button or developer menu.
                "--client.toolbarMode", "viewer"]
     env = dict(environ)

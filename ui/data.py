@@ -5,7 +5,7 @@ Everything here goes through TowerGraphClient; over REST nothing imports TensorF
 
 import dataclasses
 import random
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from serving.client import (Item, ModelNotFound, Recommendations, RequestRejecte
 from serving.graph import SimilarityGraph, build_graph, graph_stats
 from serving.graph_export import to_graphml, to_html, to_json
 from towergraph.constants import SIGNATURE_CATALOG_ITEMS
+from ui import layout
 from ui.state import GraphKey
 
 GRAPH_HEIGHT_PX = 640
@@ -30,9 +31,11 @@ def open_client(server: str, protocol: str, model_name: str,
 
 @dataclasses.dataclass
 class GraphBundle:
-    """A graph and its statistics; the downloads are made when a reader asks for one."""
+    """A graph, its statistics and where its items are drawn (ui/layout.py); the downloads
+    are made when a reader asks for one."""
     result: SimilarityGraph
     stats: Dict[str, object]
+    positions: Dict[str, Tuple[float, float]] = dataclasses.field(default_factory=dict)
 
     @property
     def centre(self) -> str:
@@ -50,7 +53,7 @@ class GraphBundle:
 
 def graph_bundle(client: TowerGraphClient, key: GraphKey) -> GraphBundle:
     result = build_graph(client, [key.item], key.depth, key.fanout)
-    return GraphBundle(result, graph_stats(result))
+    return GraphBundle(result, graph_stats(result), layout.radial(result.graph))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,10 @@ vis-network (Streamlit's components v2, no build step, no CDN: the page works of
 Why our own: no maintained Streamlit graph component on PyPI both draws in the page itself
 (no iframe to reload on every rerun) and reports a clicked node back; this one does both in
 about 150 lines. The vis-network script is the one pyvis ships (pyvis stays for the HTML
-download), injected once per browser tab; each rerun sends only the graph's nodes and edges.
+download), loaded once per browser tab: as a static file (ui/static/, served when
+server.enableStaticServing is on, as `towergraph ui` runs it), else inside the component's
+script. Each rerun then sends only the graph's nodes, edges and positions (ui/layout.py); the
+browser draws them with physics off, so a graph is drawn in one frame, not after a simulation.
 
 Clicking a node sends its id back (trigger "centre"); the app re-centres on it. Titles reach
 vis-network as data and are shown as canvas labels and plain-text tooltips, never as markup.
@@ -13,9 +16,7 @@ vis-network as data and are shown as canvas labels and plain-text tooltips, neve
 import functools
 import json
 import os
-from typing import Callable, Dict, List, Optional
-
-import pyvis
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from serving.graph import SimilarityGraph
 from serving.graph_export import HOP_COLOURS
@@ -24,18 +25,36 @@ from ui import views
 LABEL_CHARS = 28          # canvas labels are shortened; the tooltip has the whole title
 HOP_NAMES = ["centre", "1 hop", "2 hops", "3 hops", "4 hops"]
 
-_VIS_DIR = os.path.join(os.path.dirname(pyvis.__file__), "lib", "vis-9.1.2")
+# vis-network 9.1.2 as pyvis ships it (pyvis/lib/vis-9.1.2; Apache-2.0 or MIT, its header
+# says), copied into the app's static folder so the server can hand it out as a file.
+VIS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static",
+                        "vis-network.min.js")
+VIS_URL = "app/static/vis-network.min.js"     # relative to the page: works under a base path
 
 _JS = r"""
-const VIS_SOURCE = __VIS_SOURCE__;
+const VIS_INLINE = __VIS_SOURCE__;     // null: vis-network comes from the app's static folder
 
-function loadVis() {
-  if (!window.vis || !window.vis.Network) {
-    const script = document.createElement("script");
-    script.textContent = VIS_SOURCE;       // a classic script: vis-network's UMD sets window.vis
-    document.head.appendChild(script);
+// vis-network is loaded once per browser tab: from the static file (fetched once, then cached
+// by the browser), or, where the server does not serve static files, from this script.
+function loadVis(url) {
+  if (window.vis && window.vis.Network) return Promise.resolve(window.vis);
+  if (!window.__towergraphVis) {
+    window.__towergraphVis = new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      if (url) {
+        script.src = url;
+        script.onload = () => resolve(window.vis);
+        script.onerror = () => { window.__towergraphVis = null;
+                                 reject(new Error("cannot load " + url)); };
+        document.head.appendChild(script);
+      } else {
+        script.textContent = VIS_INLINE;   // a classic script: vis-network's UMD sets window.vis
+        document.head.appendChild(script);
+        resolve(window.vis);
+      }
+    });
   }
-  return window.vis;
+  return window.__towergraphVis;
 }
 
 function legend(box, entries) {
@@ -51,46 +70,62 @@ function legend(box, entries) {
   }
 }
 
-export default function (component) {
-  const { data, parentElement, setTriggerValue } = component;
-  const root = parentElement.querySelector(".tg-graph");
-  const signature = JSON.stringify(data);
-  if (root.__signature === signature) return;     // a rerun that changed nothing here
-  root.__signature = signature;
-  const canvasBox = root.querySelector(".tg-canvas");
-  canvasBox.style.height = data.height + "px";
-  legend(root.querySelector(".tg-legend"), data.legend);
-  const vis = loadVis();
-  const nodes = new vis.DataSet(data.nodes);
-  const edges = new vis.DataSet(data.edges);
-  const options = {
-    autoResize: true,
-    nodes: {shape: "dot", font: {size: 16, face: "sans-serif", strokeWidth: 4,
-                                 strokeColor: "#ffffff"}, borderWidth: 1},
-    edges: {color: {color: "#9aa0a6", highlight: "#d62728"}, smooth: false,
-            scaling: {min: 1, max: 6}},
-    interaction: {hover: true, tooltipDelay: 120, navigationButtons: false},
-    physics: {solver: "barnesHut",
-              barnesHut: {gravitationalConstant: -9000, springLength: 140,
-                          springConstant: 0.03, avoidOverlap: 0.3},
-              stabilization: {enabled: true, iterations: 150, fit: true}},
-    layout: {improvedLayout: false, randomSeed: 7},
-  };
+const OPTIONS = {
+  autoResize: true,
+  nodes: {shape: "dot", font: {size: 16, face: "sans-serif", strokeWidth: 4,
+                               strokeColor: "#ffffff"}, borderWidth: 1},
+  edges: {color: {color: "#9aa0a6", highlight: "#d62728"}, smooth: false,
+          scaling: {min: 1, max: 6}},
+  interaction: {hover: true, tooltipDelay: 120, navigationButtons: false},
+  // The layout comes from Python (ui/layout.py): no force simulation in the browser.
+  physics: {enabled: false},
+  layout: {improvedLayout: false, randomSeed: 7},
+};
+
+function draw(vis, root, data, token) {
   let network = root.__network;
   if (!network) {
-    network = new vis.Network(canvasBox, {nodes: [], edges: []}, options);
+    network = new vis.Network(root.querySelector(".tg-canvas"), {nodes: [], edges: []}, OPTIONS);
     root.__network = network;
     network.on("click", (params) => {
       if (params.nodes.length === 1 && String(params.nodes[0]) !== root.dataset.centre) {
-        setTriggerValue("centre", String(params.nodes[0]));
+        root.__trigger("centre", String(params.nodes[0]));
       }
     });
-    network.on("stabilizationIterationsDone", () => network.setOptions({physics: false}));
+    // Drawn while hidden (an inactive tab): fit once it has a size.
+    network.on("resize", (size) => {
+      if (root.__fitPending && parseFloat(size.width) > 0) {
+        root.__fitPending = false;
+        network.fit({animation: false});
+      }
+    });
   }
+  // Drawn = the first frame with this graph (the browser tests and bench/explorer.py wait
+  // for it).
+  network.once("afterDrawing", () => {
+    performance.mark("tg-drawn");
+    if (root.__token === token) root.dataset.drawn = data.centre;
+  });
+  network.setData({nodes: new vis.DataSet(data.nodes), edges: new vis.DataSet(data.edges)});
+  root.__fitPending = root.querySelector(".tg-canvas").clientWidth === 0;
+  network.fit({animation: false});
+  network.redraw();
+}
+
+export default function (component) {
+  const { data, parentElement, setTriggerValue } = component;
+  const root = parentElement.querySelector(".tg-graph");
+  root.__trigger = setTriggerValue;
+  const signature = JSON.stringify(data);
+  if (root.__signature === signature) return;     // a rerun that changed nothing here
+  root.__signature = signature;
+  performance.mark("tg-data");
+  root.querySelector(".tg-canvas").style.height = data.height + "px";
+  legend(root.querySelector(".tg-legend"), data.legend);
   if (data.history) {
     // The browser's back button: each centre is a history entry (?item=ID); going back
     // re-centres on the item in the address.
-    root.__back = (item) => setTriggerValue("centre", item);
+    root.__back = (item) => root.__trigger("centre", item);
     if (!window.__towergraphPopstate) {
       window.__towergraphPopstate = true;
       window.addEventListener("popstate", () => {
@@ -106,20 +141,15 @@ export default function (component) {
       window.history.pushState(null, "", url);
     }
   }
-  // Drawn = the first frame after this graph's layout settled (the browser tests and
-  // bench/explorer.py wait for it).
   const token = {};
   root.__token = token;
   root.dataset.centre = data.centre;
   root.dataset.drawn = "";
-  network.once("stabilizationIterationsDone", () => {
-    network.once("afterDrawing", () => {
-      if (root.__token === token) root.dataset.drawn = data.centre;
-    });
-    network.redraw();
+  loadVis(data.visUrl).then((vis) => {
+    if (root.__token === token) draw(vis, root, data, token);
+  }).catch((error) => {
+    root.querySelector(".tg-canvas").textContent = "The graph could not be drawn: " + error;
   });
-  network.setOptions({physics: {enabled: true}});
-  network.setData({nodes, edges});
 }
 """
 
@@ -132,27 +162,41 @@ _CSS = """
              font-size: 0.9rem; }
 .tg-legend-item { display: inline-flex; align-items: center; gap: 0.35rem; }
 .tg-legend-dot { width: 0.8rem; height: 0.8rem; border-radius: 50%; display: inline-block; }
+.tg-graph .vis-network:focus { outline: none; }
+.tg-graph div.vis-tooltip { position: absolute; visibility: hidden; pointer-events: none;
+  z-index: 5; padding: 5px; white-space: pre-line; max-width: 28rem; font-size: 14px;
+  font-family: sans-serif; color: #000; background: #f5f4ed; border: 1px solid #808074;
+  border-radius: 3px; box-shadow: 3px 3px 10px rgba(0, 0, 0, 0.2); }
 """
 
 
-@functools.lru_cache(maxsize=1)
-def _sources():
-    """(js, css), read once per process."""
-    with open(os.path.join(_VIS_DIR, "vis-network.min.js"), encoding="utf-8") as source:
-        vis_source = source.read()
-    with open(os.path.join(_VIS_DIR, "vis-network.css"), encoding="utf-8") as style:
-        vis_css = style.read()
-    # json.dumps makes the library one JS string literal; "</" cannot close anything here
-    # (the code is never inside a <script> tag's HTML), but escape it anyway.
-    js = _JS.replace("__VIS_SOURCE__", json.dumps(vis_source).replace("</", "<\\/"))
-    return js, vis_css + _CSS
+def static_serving() -> bool:
+    """Whether the server serves ui/static/ at app/static/ (server.enableStaticServing)."""
+    import streamlit as st
+
+    return bool(st.get_option("server.enableStaticServing")) and os.path.isfile(VIS_FILE)
 
 
-def _renderer():
+@functools.lru_cache(maxsize=2)
+def _sources(static: bool):
+    """(js, css), made once per process. With static serving the script is a few KB and the
+    browser fetches vis-network once (then caches it); without it the library travels inside
+    the component's script (about 700 KB with every rerun)."""
+    if static:
+        vis_source = "null"
+    else:
+        with open(VIS_FILE, encoding="utf-8") as source:
+            # json.dumps makes the library one JS string literal; "</" cannot close anything
+            # here (the code is never inside a <script> tag's HTML), but escape it anyway.
+            vis_source = json.dumps(source.read()).replace("</", "<\\/")
+    return _JS.replace("__VIS_SOURCE__", vis_source), _CSS
+
+
+def _renderer(static: bool):
     """Registered on every run: each Streamlit runtime keeps its own component registry."""
     import streamlit as st
 
-    js, css = _sources()
+    js, css = _sources(static)
     return st.components.v2.component("towergraph_graph", html=_HTML, css=css, js=js,
                                       isolate_styles=False)
 
@@ -168,9 +212,14 @@ def tooltip(data: Dict) -> str:
     return "\n".join(lines)
 
 
-def graph_data(result: SimilarityGraph, height: int, history: bool = False) -> Dict:
-    """What the component draws: plain JSON, titles as data."""
+def graph_data(result: SimilarityGraph, height: int, history: bool = False,
+               positions: Optional[Mapping[str, Tuple[float, float]]] = None,
+               vis_url: Optional[str] = None) -> Dict:
+    """What the component draws: plain JSON, titles as data. Nodes with a position are drawn
+    there (ui/layout.py); vis_url: where the browser loads vis-network from (None: the
+    component's script carries it)."""
     graph = result.graph
+    positions = positions or {}
     hops = sorted({data["hop"] for _, data in graph.nodes(data=True)})
     nodes: List[Dict] = []
     for node, data in graph.nodes(data=True):
@@ -181,6 +230,8 @@ def graph_data(result: SimilarityGraph, height: int, history: bool = False) -> D
                       "size": 12 + 2 * min(graph.degree(node), 12) + (8 if data["hop"] == 0
                                                                        else 0),
                       "font": {"size": 20 if data["hop"] == 0 else 15}})
+        if node in positions:
+            nodes[-1]["x"], nodes[-1]["y"] = positions[node]
     edges = [{"from": a, "to": b, "value": float(data["score"]),
               "title": f"similarity {float(data['score']):.3f}"}
              for a, b, data in graph.edges(data=True)]
@@ -190,12 +241,13 @@ def graph_data(result: SimilarityGraph, height: int, history: bool = False) -> D
     legend.append({"colour": "#9aa0a6", "text": "links: thicker = more similar; "
                                                 "bigger dot = more links"})
     return {"nodes": nodes, "edges": edges, "centre": result.seeds[0], "height": height,
-            "legend": legend, "history": history}
+            "legend": legend, "history": history, "visUrl": vis_url}
 
 
 def show(result: SimilarityGraph, key: str, height: int,
-         on_centre: Optional[Callable[[str], None]] = None, history: bool = False) -> None:
-    """Draws the graph; a click on a node (or, with history, the browser's back button)
+         on_centre: Optional[Callable[[str], None]] = None, history: bool = False,
+         positions: Optional[Mapping[str, Tuple[float, float]]] = None) -> None:
+    """Draws the graph (at `positions` where given); a click on a node (or, with history, the browser's back button)
     calls on_centre(node id) before the next run."""
     import streamlit as st
 
@@ -204,5 +256,8 @@ def show(result: SimilarityGraph, key: str, height: int,
         if value and on_centre is not None:
             on_centre(str(value))
 
-    _renderer()(key=key, data=graph_data(result, height, history), height="content",
+    static = static_serving()
+    _renderer(static)(key=key, data=graph_data(result, height, history, positions,
+                                               VIS_URL if static else None),
+                      height="content",
                 on_centre_change=clicked)
