@@ -148,7 +148,15 @@ def time_clicks(page, count):
             }
             return null; }""")
         page.mouse.click(point["x"], point["y"])
-        times.append(drawn_after_start(page, NEW_DRAWN, point["id"]))
+        try:
+            times.append(drawn_after_start(page, NEW_DRAWN, point["id"]))
+        except Exception as error:
+            state = page.evaluate("""() => { const g = document.querySelector(
+                '.st-key-graph .tg-graph'); return [g.dataset.centre, g.dataset.drawn,
+                window.scrollY, window.innerHeight]; }""")
+            page.screenshot(path="/tmp/bench-click-failed.png")
+            raise RuntimeError(f"click {len(times)} at {point}: centre, drawn, scroll, "
+                               f"height = {state}") from error
     return times
 
 

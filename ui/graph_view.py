@@ -87,11 +87,13 @@ function draw(vis, root, data, token) {
   if (!network) {
     network = new vis.Network(root.querySelector(".tg-canvas"), {nodes: [], edges: []}, OPTIONS);
     root.__network = network;
-    network.on("click", (params) => {
+    const recentre = (params) => {
       if (params.nodes.length === 1 && String(params.nodes[0]) !== root.dataset.centre) {
         root.__trigger("centre", String(params.nodes[0]));
       }
-    });
+    };
+    network.on("click", recentre);
+    network.on("hold", recentre);     // a slow press (or a busy machine) is not a "click"
     // Drawn while hidden (an inactive tab): fit once it has a size.
     network.on("resize", (size) => {
       if (root.__fitPending && parseFloat(size.width) > 0) {
