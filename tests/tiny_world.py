@@ -9,7 +9,7 @@ import numpy as np
 import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 
-from trainer.catalog import build_catalog
+from trainer.catalog import build_catalog, build_histories
 from trainer.config import ModelConfig
 from trainer.export import export_serving_model
 from trainer.model import Vocabularies, compile_model
@@ -45,12 +45,15 @@ def interactions():
             "genres": np.array([genre_of(int(i)) for i in items])}
 
 
-def catalog(data):
+def _batches(data):
     batches = [{name: values[start:start + 100] for name, values in data.items()}
                for start in range(0, len(data["item_id"]), 100)]
-    encoded = [{name: np.char.encode(values.astype(str)) for name, values in batch.items()}
-               for batch in batches]  # as tf.data hands them over: bytes
-    return build_catalog(encoded, [str(i) for i in range(N_ITEMS)])
+    return [{name: np.char.encode(values.astype(str)) for name, values in batch.items()}
+            for batch in batches]  # as tf.data hands them over: bytes
+
+
+def catalog(data):
+    return build_catalog(_batches(data), [str(i) for i in range(N_ITEMS)])
 
 
 def train(data, items):
@@ -59,7 +62,8 @@ def train(data, items):
                                 genres=GENRES)
     config = ModelConfig(embedding_dim=16, candidate_layers=(32,), batch_size=64,
                          learning_rate=0.2, epochs=15)
-    model = compile_model(vocabularies, items, config)
+    histories = build_histories(_batches(data), vocabularies.users, items.item_ids)
+    model = compile_model(vocabularies, items, config, histories)
     dataset = tf.data.Dataset.from_tensor_slices(data).shuffle(1000, seed=1).batch(64)
     model.fit(dataset, epochs=config.epochs, verbose=0)
     model.index_catalog()

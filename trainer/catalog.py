@@ -9,8 +9,9 @@ import dataclasses
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
+import pandas as pd
 
-from trainer.features import AUTHORS, GENRES, ITEM_ID, LIST_FEATURES, TITLE
+from trainer.features import AUTHORS, GENRES, ITEM_ID, LIST_FEATURES, TITLE, USER_ID
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +49,49 @@ class Catalog:
     def sampling_probability(self) -> np.ndarray:
         """Share of training interactions per item: how often in-batch sampling sees it."""
         return self.counts / self.counts.sum()
+
+
+@dataclasses.dataclass(frozen=True)
+class Histories:
+    """Each user's training items as catalogue rows, ragged: user u's items are
+    values[row_splits[u]:row_splits[u + 1]]. Users are in the user vocabulary's order, after one
+    empty row for unknown users (StringLookup's index 0)."""
+
+    row_splits: np.ndarray   # int64 [users + 2]
+    values: np.ndarray       # int64 [interactions, deduplicated per user]
+
+    def __post_init__(self):
+        if self.row_splits[0] != 0 or self.row_splits[-1] != len(self.values) \
+                or (np.diff(self.row_splits) < 0).any():
+            raise ValueError("history row_splits do not partition the values")
+
+
+def build_histories(batches: Iterable[Mapping[str, np.ndarray]], users: Sequence[str],
+                    item_ids: Sequence[str]) -> Histories:
+    """Each known user's distinct catalogue items in the examples (same batches as
+    build_catalog); items outside the catalogue and unknown users are skipped."""
+    user_index, item_row = pd.Index(list(users)), pd.Index(list(item_ids))
+    chunks = [np.zeros((0, 2), dtype=np.int64)]
+    for batch in batches:
+        user = user_index.get_indexer(_texts(batch[USER_ID]))
+        row = item_row.get_indexer(_texts(batch[ITEM_ID]))
+        keep = (user >= 0) & (row >= 0)
+        chunks.append(np.stack([user[keep] + 1, row[keep]], axis=1).astype(np.int64))
+    ordered = np.unique(np.concatenate(chunks), axis=0)
+    counts = np.bincount(ordered[:, 0], minlength=len(users) + 1)
+    row_splits = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return Histories(row_splits=row_splits, values=ordered[:, 1].copy())
+
+
+def _texts(values: np.ndarray) -> np.ndarray:
+    """A batch column of bytes (as tf.data hands it over) or str as a str array."""
+    values = np.asarray(values)
+    if values.dtype.kind == "O":
+        try:
+            values = values.astype(bytes)
+        except UnicodeEncodeError:  # str objects, not bytes
+            return values.astype(str)
+    return np.char.decode(values, "utf-8") if values.dtype.kind == "S" else values
 
 
 def _text(value) -> str:

@@ -24,11 +24,17 @@ class ModelConfig:
 
     embedding_dim: int = setting(64, "size of the user and item vectors")
     query_layers: Tuple[int, ...] = setting((), "hidden ReLU layer sizes of the user tower")
+    user_history: bool = setting(False, "the user tower also pools the item-id embeddings "
+                                 "of the user's training items (the item being predicted left "
+                                 "out while training); false: user id only")
     candidate_layers: Tuple[int, ...] = setting((128,), "hidden ReLU layer sizes of the item "
                                                 "tower (id + title words + genres/authors)")
     temperature: float = setting(0.2, "logits are cosines divided by this; lower is sharper")
     logq_correction: bool = setting(True, "correct in-batch negatives for popular items being "
                                     "sampled more often (subtract log sampling probability)")
+    uniform_negatives: int = setting(0, "catalogue items drawn uniformly per batch as extra "
+                                     "negatives beside the in-batch ones (mixed negative "
+                                     "sampling; 0: in-batch only)")
     learning_rate: float = setting(0.1, "Adagrad learning rate")
     epochs: int = setting(10, "passes over the training split")
     batch_size: int = setting(1024, "interactions per batch (also the in-batch negatives)")
@@ -41,6 +47,8 @@ class ModelConfig:
         positive = ("embedding_dim", "temperature", "learning_rate", "epochs", "batch_size")
         invalid([(name, f"must be positive, not {getattr(self, name)}") for name in positive
                  if getattr(self, name) <= 0]
+                + ([("uniform_negatives", f"must be 0 or positive, not {self.uniform_negatives}")]
+                   if self.uniform_negatives < 0 else [])
                 + [(name, f"every layer size must be positive, not {getattr(self, name)}")
                    for name in ("query_layers", "candidate_layers")
                    if any(units <= 0 for units in getattr(self, name))])

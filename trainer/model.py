@@ -11,7 +11,7 @@ import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from trainer.catalog import Catalog
+from trainer.catalog import Catalog, Histories
 from trainer.config import ModelConfig
 from trainer.features import AUTHORS, GENRES, ITEM_ID, TITLE, USER_ID
 from trainer.text import list_values, title_tokens
@@ -71,15 +71,59 @@ def _unit(vectors):
 
 
 class QueryTower(tf.keras.Model):
-    """User id -> unit vector. Unknown users all share one (meaningless) vector: check known()."""
+    """User id (+ the mean embedding of the user's training items) -> unit vector.
 
-    def __init__(self, users: Sequence[str], config: ModelConfig):
+    Unknown users all share one (meaningless) vector: check known(). With histories, the user
+    is also represented by what they rated, as item-based models (item-kNN, EASE) do, through
+    the candidate tower's own item-id embeddings (so "users who rated X" and "items like X"
+    shape the same vectors); while training, the item being predicted is left out of its own
+    user's history, or the tower would learn to find an item in its own input.
+    """
+
+    def __init__(self, users: Sequence[str], config: ModelConfig,
+                 histories: Optional[Histories] = None,
+                 item_embedding: Optional[tf.keras.layers.Embedding] = None):
         super().__init__(name="query_tower")
-        self.user = _Lookup(users, config.embedding_dim, name="user")
-        self.projection = _projection(config.query_layers, config.embedding_dim)
+        dim = config.embedding_dim
+        self.user = _Lookup(users, dim, name="user")
+        self.item_embedding = None
+        if histories is not None:
+            self.history_splits = tf.Variable(histories.row_splits, trainable=False,
+                                              name="history_splits")
+            self.history_values = tf.Variable(histories.values, trainable=False,
+                                              name="history_values")
+            self.item_embedding = item_embedding
+        self.projection = _projection(config.query_layers, dim)
 
-    def call(self, user_ids):
-        vectors = self.user(user_ids)
+    def _history_items(self, rows):
+        # Catalogue row r is row r + 1 of the item-id embedding (0: unknown items).
+        return self.item_embedding(rows + 1)
+
+    def _history_mean(self, index, leave_out=None):
+        """Mean history-item embedding per user index; `leave_out` rows are excluded."""
+        starts = tf.gather(self.history_splits, index)
+        lengths = tf.gather(self.history_splits, index + 1) - starts
+        positions = tf.ragged.range(starts, starts + lengths)
+        segments = positions.value_rowids()
+        rows = tf.gather(self.history_values, positions.flat_values)
+        batch = tf.shape(index)[0]
+        sums = tf.math.unsorted_segment_sum(self._history_items(rows), segments, batch)
+        counts = tf.cast(lengths, sums.dtype)
+        if leave_out is not None:
+            hit = tf.math.unsorted_segment_max(
+                tf.cast(tf.equal(rows, tf.gather(leave_out, segments)), sums.dtype),
+                segments, batch)
+            hit = tf.maximum(hit, 0.0)  # segments of empty histories come back as -inf
+            sums -= self._history_items(tf.maximum(leave_out, 0)) * hit[:, None]
+            counts -= hit
+        return sums / tf.maximum(counts, 1.0)[:, None]
+
+    def call(self, user_ids, leave_out=None):
+        """leave_out: [B] catalogue rows to exclude from each user's history (training)."""
+        index = self.user.index(user_ids)
+        vectors = self.user.embedding(index)
+        if self.item_embedding is not None:
+            vectors += self._history_mean(index, leave_out)
         for layer in self.projection:
             vectors = layer(vectors)
         return _unit(vectors)
@@ -114,14 +158,25 @@ class CandidateTower(tf.keras.Model):
 
 
 class TwoTowerModel(tfrs.Model):
-    """In-batch softmax retrieval over (user, item) interactions."""
+    """Sampled-softmax retrieval over (user, item) interactions: each interaction's item
+    against the batch's other items and, with config.uniform_negatives, items drawn uniformly
+    from the catalogue (mixed negative sampling: in-batch negatives are drawn by popularity,
+    uniform ones reach the long tail). The log-Q correction subtracts the log of each item's
+    expected share of the negatives from both kinds."""
 
-    def __init__(self, vocabularies: Vocabularies, catalog: Catalog, config: ModelConfig):
+    def __init__(self, vocabularies: Vocabularies, catalog: Catalog, config: ModelConfig,
+                 histories: Optional[Histories] = None):
         super().__init__()
         self.config = config
         self.catalog = catalog
-        self.query_tower = QueryTower(vocabularies.users, config)
+        self.item_row = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(catalog.item_ids),
+                                                tf.range(len(catalog), dtype=tf.int64)),
+            default_value=-1)
         self.candidate_tower = CandidateTower(catalog.item_ids, vocabularies, config)
+        self.query_tower = QueryTower(vocabularies.users, config, histories,
+                                      self.candidate_tower.item.embedding)
+        self.content = {name: tf.constant(column) for name, column in catalog.content().items()}
         self.sampling_probability = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(catalog.item_ids),
@@ -138,14 +193,26 @@ class TwoTowerModel(tfrs.Model):
         )
 
     def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False):
-        queries = self.query_tower(features[USER_ID])
+        queries = self.query_tower(features[USER_ID],
+                                   leave_out=self.item_row.lookup(features[ITEM_ID]))
         candidates = self.candidate_tower(features)
+        ids = features[ITEM_ID]
+        extra = self.config.uniform_negatives if training else 0
+        if extra:
+            rows = tf.random.uniform([extra], 0, len(self.catalog), dtype=tf.int64)
+            sampled = {name: tf.gather(column, rows) for name, column in self.content.items()}
+            candidates = tf.concat([candidates, self.candidate_tower(sampled)], axis=0)
+            ids = tf.concat([ids, sampled[ITEM_ID]], axis=0)
         probability = None
         if self.config.logq_correction:
-            probability = self.sampling_probability.lookup(features[ITEM_ID])
+            # Expected share of the negatives per item: popularity for the batch's items plus
+            # extra / batch / catalogue for the uniform draws (relative values are what count).
+            batch = tf.cast(tf.shape(queries)[0], tf.float32)
+            probability = (self.sampling_probability.lookup(ids)
+                           + extra / batch / len(self.catalog))
         # The full-catalogue top-K metrics are costly: compute them on evaluation only.
         return self.task(queries, candidates, candidate_sampling_probability=probability,
-                         candidate_ids=features[ITEM_ID], compute_metrics=not training)
+                         candidate_ids=ids, compute_metrics=not training)
 
     def index_catalog(self) -> None:
         """Indexes the current item vectors for the top-K metrics; call before evaluate()."""
@@ -157,9 +224,14 @@ class TwoTowerModel(tfrs.Model):
         return tf.concat([self.candidate_tower(batch) for batch in batches], axis=0)
 
 
-def compile_model(vocabularies: Vocabularies, catalog: Catalog,
-                  config: ModelConfig) -> TwoTowerModel:
+def compile_model(vocabularies: Vocabularies, catalog: Catalog, config: ModelConfig,
+                  histories: Optional[Histories] = None) -> TwoTowerModel:
+    """A seeded, compiled two-tower. `histories` (trainer.catalog.build_histories) are
+    required when config.user_history is set, and ignored when it is not."""
+    if config.user_history and histories is None:
+        raise ValueError("config.user_history needs the users' histories (build_histories)")
     tf.keras.utils.set_random_seed(config.seed)
-    model = TwoTowerModel(vocabularies, catalog, config)
+    model = TwoTowerModel(vocabularies, catalog, config,
+                          histories if config.user_history else None)
     model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=config.learning_rate))
     return model

@@ -18,7 +18,7 @@ import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer.catalog import Catalog, build_catalog
+from trainer.catalog import Catalog, Histories, build_catalog, build_histories
 from trainer.config import ModelConfig
 from trainer.dataset import as_numpy, keep_items, read_batches
 from trainer.features import AUTHORS, GENRES, ITEM_ID, TITLE, USER_ID, VOCABULARIES
@@ -49,6 +49,15 @@ def load_vocabularies(transform_output: tft.TFTransformOutput) -> Vocabularies:
         genres=_vocabulary(transform_output, GENRES) if GENRES in present else None,
         authors=_vocabulary(transform_output, AUTHORS) if AUTHORS in present else None,
     )
+
+
+def load_histories(transform_output: tft.TFTransformOutput, files: Files, catalog: Catalog,
+                   users: Sequence[str]) -> Histories:
+    """Each user's catalogue items in the examples, for the user tower's history pooling."""
+    spec = transform_output.transformed_feature_spec()
+    spec = {name: spec[name] for name in (USER_ID, ITEM_ID)}
+    return build_histories(as_numpy(read_batches(files, spec, SCAN_BATCH)), users,
+                           catalog.item_ids)
 
 
 def load_catalog(transform_output: tft.TFTransformOutput, files: Files) -> Catalog:
@@ -91,7 +100,9 @@ def train(transform_output: tft.TFTransformOutput, files: Files, config: ModelCo
     vocabularies = load_vocabularies(transform_output)
     catalog = load_catalog(transform_output, files)
     logging.info("catalogue: %d items, %d users", len(catalog), len(vocabularies.users))
-    model = compile_model(vocabularies, catalog, config)
+    histories = (load_histories(transform_output, files, catalog, vocabularies.users)
+                 if config.user_history else None)
+    model = compile_model(vocabularies, catalog, config, histories)
     fit(model, training_data(transform_output, files, catalog, config),
         epochs=config.epochs if epochs is None else epochs, callbacks=callbacks,
         verbose=verbose)
