@@ -38,4 +38,6 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/_stcore/health', timeout=4)"]
 
-CMD ["streamlit", "run", "ui/app.py", "--server.port=8080", "--server.address=0.0.0.0"]
+# Static serving: vis-network from ui/static/ once, not inside every rerun's component.
+CMD ["streamlit", "run", "ui/app.py", "--server.port=8080", "--server.address=0.0.0.0", \
+     "--server.enableStaticServing=true"]
