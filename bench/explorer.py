@@ -1,8 +1,8 @@
 """From Enter (or a click) to a drawn graph in a real browser: today's explorer against the one
 before the issue-13 rework, in the same run, on the same served model.
 
-    python bench/explorer.py --model-dir /work/main/work/bench/run/serving   # ML-100K model
-    python bench/explorer.py --quick                                           # the tests' tiny model
+    python bench/explorer.py --model-dir work/bench/run/serving   # ML-100K model
+    python bench/explorer.py --quick                               # the tests' tiny model
 
 Both apps run as `towergraph ui` runs them (Streamlit, headless) against the TF Serving stand-in,
 driven by Playwright with Debian's Chromium (/usr/bin/chromium). For each of N items (the most
@@ -84,8 +84,8 @@ def start_app(tree: Path, server: str, log_dir: Path):
         [sys.executable, "-m", "streamlit", "run", str(tree / "ui" / "app.py"),
          "--server.port", str(port), "--server.address", "127.0.0.1",
          "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none", "--server.enableStaticServing", "true"], env=env, cwd=log_dir, stdout=log,
-        stderr=subprocess.STDOUT)
+         "--server.fileWatcherType", "none", "--server.enableStaticServing", "true"],
+        env=env, cwd=log_dir, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -135,7 +135,8 @@ def time_clicks(page, count):
     """ms from a click on a one-hop node to its drawn graph, `count` times."""
     times = []
     for _ in range(count):
-        point = page.evaluate("""() => { const g = document.querySelector('.st-key-graph .tg-graph');
+        point = page.evaluate("""() => {
+            const g = document.querySelector('.st-key-graph .tg-graph');
             const n = g.__network; const centre = g.dataset.centre;
             g.scrollIntoView({block: 'center'});     // the breadcrumb may push it down
             const box = n.body.container.getBoundingClientRect();

@@ -249,8 +249,8 @@ def graph_data(result: SimilarityGraph, height: int, history: bool = False,
 def show(result: SimilarityGraph, key: str, height: int,
          on_centre: Optional[Callable[[str], None]] = None, history: bool = False,
          positions: Optional[Mapping[str, Tuple[float, float]]] = None) -> None:
-    """Draws the graph (at `positions` where given); a click on a node (or, with history, the browser's back button)
-    calls on_centre(node id) before the next run."""
+    """Draws the graph (at `positions` where given); a click on a node (or, with history, the
+    browser's back button) calls on_centre(node id) before the next run."""
     import streamlit as st
 
     def clicked() -> None:
