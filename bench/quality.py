@@ -179,7 +179,8 @@ def verdict(protocol: str, results: Dict[str, Dict]) -> Tuple[List[str], str]:
     if protocol == "random":
         reached = {"recall@10": tower["recall"][10], "recall@100": tower["recall"][100],
                    "genre_coherence@10": tower["coherence"]}
-        missed += [f"{name} {reached[name]} < {target}" for name, target in TARGETS.items()
+        missed += [f"{name} {reached[name] if reached[name] is None else round(reached[name], 3)}"
+                   f" < {target}" for name, target in TARGETS.items()
                    if reached[name] is None or reached[name] < target]
     return missed, ("MISSED: " + "; ".join(missed)) if missed else "met"
 
