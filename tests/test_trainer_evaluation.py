@@ -76,9 +76,6 @@ def test_training_items_are_never_counted_as_found(model_dir, train):
     assert metrics["popularity"] == {"recall@10": 0.0, "recall@30": 0.0}
 
 
-@pytest.mark.xfail(strict=True, reason="trainer/metrics.top_k_items fills a top-k longer than "
-                   "the items left after exclusion with the excluded (-inf) items, so a user's "
-                   "training items count as found once k > catalogue - items read")
 def test_training_items_are_not_found_even_when_k_exceeds_the_unread_items(model_dir, train):
     metrics = evaluate_retrieval(model_dir, train, _read_by_first_users(train), ks=(40,))
     assert metrics["model"] == {"recall@40": 0.0}

@@ -24,7 +24,8 @@ def interaction_matrix(user_rows: np.ndarray, item_columns: np.ndarray,
 
 
 def top_k_items(score_fn, users: np.ndarray, exclude: sp.csr_matrix, k: int) -> np.ndarray:
-    """Top-k item columns per user, best first, skipping each user's excluded items.
+    """Top-k item columns per user, best first, skipping each user's excluded items (and items
+    scored -inf); a row with fewer than k such items is padded with -1.
 
     score_fn(user_rows) -> [len(user_rows), n_items] scores; exclude is users x items.
     """
@@ -38,7 +39,11 @@ def top_k_items(score_fn, users: np.ndarray, exclude: sp.csr_matrix, k: int) -> 
         width = min(k, scores.shape[1])
         part = np.argpartition(-scores, width - 1, axis=1)[:, :width]
         order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-        ranked.append(np.take_along_axis(part, order, axis=1))
+        top = np.take_along_axis(part, order, axis=1)
+        # Fewer than k items left after the exclusions: the rest of the row is -1, never an
+        # excluded (-inf) item.
+        top[np.isneginf(np.take_along_axis(scores, top, axis=1))] = -1
+        ranked.append(top)
     return np.concatenate(ranked) if ranked else np.zeros((0, k), dtype=np.int64)
 
 
@@ -52,7 +57,8 @@ def recall_at_k(ranked: np.ndarray, users: np.ndarray, held_out: sp.csr_matrix,
     total = relevant.sum()
     if total == 0:
         raise ValueError("no held-out interactions to evaluate")
-    hits = np.asarray(relevant[np.arange(len(users))[:, None], ranked].todense())
+    rows = np.arange(len(users))[:, None]
+    hits = np.asarray(relevant[rows, np.maximum(ranked, 0)].todense()) * (ranked >= 0)
     return {k: float(hits[:, :k].sum() / total) for k in ks}
 
 
