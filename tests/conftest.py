@@ -31,13 +31,15 @@ def tiny_model_base(tiny_model, tmp_path_factory):
     return base
 
 
-# Modules whose tests run the TFX pipeline, a browser, a notebook kernel, the lint and
-# validation tools, or servers and CLIs in subprocesses: `make test` runs them, `make test-fast`
+# Modules whose tests run the TFX pipeline or a Beam job, a browser or the whole app, a notebook
+# kernel, the lint and validation tools, or servers and CLIs in subprocesses: `make test` runs them, `make test-fast`
 # (pytest -m "not slow") leaves them out. A module with both kinds marks its slow tests itself.
 SLOW_MODULES = {
     "test_pipeline_e2e", "test_pipeline_movielens", "test_browser",
     "test_notebook", "test_k8s", "test_images", "test_vertex_image", "test_vertex_compile",
-    "test_serve_cli", "test_data_output", "test_ui_cli_process",
+    "test_serve_cli", "test_data_output",
+    "test_ui_app",                  # the whole Streamlit app per test (AppTest)
+    "test_trainer_preprocessing",   # a real tf.Transform Beam run
 }
 
 
