@@ -176,7 +176,9 @@ class TwoTowerModel(tfrs.Model):
         self.candidate_tower = CandidateTower(catalog.item_ids, vocabularies, config)
         self.query_tower = QueryTower(vocabularies.users, config, histories,
                                       self.candidate_tower.item.embedding)
-        self.content = {name: tf.constant(column) for name, column in catalog.content().items()}
+        # The catalogue's content as tensors, for drawing uniform negatives (when configured).
+        self.content = ({name: tf.constant(column) for name, column in catalog.content().items()}
+                        if config.uniform_negatives else {})
         self.sampling_probability = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(catalog.item_ids),
@@ -193,8 +195,10 @@ class TwoTowerModel(tfrs.Model):
         )
 
     def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False):
-        queries = self.query_tower(features[USER_ID],
-                                   leave_out=self.item_row.lookup(features[ITEM_ID]))
+        # Only a history-pooling user tower needs the target's row (to leave it out).
+        leave_out = (self.item_row.lookup(features[ITEM_ID])
+                     if self.query_tower.item_embedding is not None else None)
+        queries = self.query_tower(features[USER_ID], leave_out=leave_out)
         candidates = self.candidate_tower(features)
         ids = features[ITEM_ID]
         extra = self.config.uniform_negatives if training else 0
