@@ -55,6 +55,20 @@ def cached_graph(key: state.GraphKey) -> data.GraphBundle:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
+def cached_next(key: state.GraphKey) -> dict:
+    """The graphs of the centre's direct neighbours as the page draws them (graph_view)."""
+    graphs = data.next_graphs(_client(key.connection), cached_graph(key))
+    return graph_view.next_data(key.item, graphs, data.GRAPH_HEIGHT_PX, graph_context(key))
+
+
+def graph_context(key: state.GraphKey) -> str:
+    """What a drawn graph depends on besides its centre: the page keeps graphs per context."""
+    conn = key.connection
+    return "|".join(map(str, (conn.server, conn.protocol, conn.model_name, conn.version,
+                              key.depth, key.fanout)))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
 def cached_start(conn: state.Connection, seed: int) -> data.StartPoints:
     return data.start_points(_client(conn), START_POPULAR, START_RANDOM, seed)
 
@@ -242,7 +256,7 @@ def graph_panel(bundle: data.GraphBundle, key: state.GraphKey, nav: state.Naviga
     breadcrumb(nav)
     with st.container(key="graph"):
         graph_view.show(result, "graph-view", data.GRAPH_HEIGHT_PX, _go_to_clicked(nav),
-                        history=True, positions=bundle.positions)
+                        history=True, positions=bundle.positions, context=graph_context(key))
     st.caption(CLICK_HINT)
 
     left, right = st.columns([3, 2], gap="medium")
@@ -326,7 +340,9 @@ def start_page(conn: state.Connection, nav: state.Navigation) -> None:
 
 def same_version(conn: state.Connection) -> bool:
     """In a rerun of the graph tab alone: is the version the page was built for still the one
-    served? If not, the whole page is rerun (status line, cache keys); this run stops."""
+    served? If not, the whole page is rerun (status line, cache keys); this run stops. Asked
+    at the end of the tab's run, after the graph is on its way to the browser: a version
+    pushed during the run is found then, as it would be at the start of the next."""
     try:
         version = _client(conn).version()
     except ServingError:
@@ -340,7 +356,12 @@ def same_version(conn: state.Connection) -> bool:
 def graph_tab(conn: state.Connection, depth: int, fanout: int, nav: state.Navigation) -> None:
     """A fragment: a search, a click or a back step reruns this tab only, not the sidebar and
     the other tabs (a shorter path from Enter to the drawn graph)."""
+    graph_tab_content(conn, depth, fanout, nav)
     same_version(conn)
+
+
+def graph_tab_content(conn: state.Connection, depth: int, fanout: int,
+                      nav: state.Navigation) -> None:
     find_item(conn, nav)
     if nav.centre is None:
         start_page(conn, nav)
@@ -349,6 +370,7 @@ def graph_tab(conn: state.Connection, depth: int, fanout: int, nav: state.Naviga
     try:
         bundle = cached_graph(key)
     except UnknownItems:
+        same_version(conn)        # a newer model may know it: the whole page reruns
         st.warning(md(f"Item {nav.centre!r} is not in version {conn.version} of the model; "
                       f"going back."))
         nav.forget()
@@ -360,6 +382,11 @@ def graph_tab(conn: state.Connection, depth: int, fanout: int, nav: state.Naviga
     if st.query_params.get("item") != nav.centre:
         st.query_params["item"] = nav.centre  # a link to this centre: ?item=ID
     graph_panel(bundle, key, nav)
+    try:
+        ahead = cached_next(key)
+    except ServingError:
+        ahead = graph_view.next_data(key.item, {}, data.GRAPH_HEIGHT_PX, graph_context(key))
+    graph_view.show_next("graph-next", ahead)      # last: the graph above is drawn first
 
 
 # -- the compare tab ------------------------------------------------------------------------------

@@ -20,6 +20,9 @@ from ui.state import GraphKey
 GRAPH_HEIGHT_PX = 640
 COMPARE_HEIGHT_PX = 520
 SEARCH_RESULTS = 20
+# The graphs of a centre's direct neighbours are made ahead (next_graphs) only for a graph this
+# small: at depth 2 and fan-out 8, 73 items at most.
+NEXT_GRAPHS_MAX_NODES = 150
 
 
 def open_client(server: str, protocol: str, model_name: str,
@@ -29,13 +32,50 @@ def open_client(server: str, protocol: str, model_name: str,
                                     timeout=timeout)
 
 
+class _Recording:
+    """A client that remembers what build_graph asked and got (item_info, similar_items)."""
+
+    def __init__(self, client: TowerGraphClient):
+        self.client = client
+        self.items: Dict[str, Item] = {}
+        self.neighbours: Dict[str, List[Item]] = {}
+
+    def item_info(self, item_ids: Sequence[str]) -> List[Item]:
+        items = self.client.item_info(item_ids)
+        self.items.update((item.item_id, item) for item in items)
+        return items
+
+    def similar_items(self, item_ids: Sequence[str], k: int = 10) -> List[List[Item]]:
+        answers = self.client.similar_items(item_ids, k)
+        for item_id, items in zip(item_ids, answers):
+            self.neighbours[str(item_id)] = list(items)
+            self.items.update((item.item_id, item) for item in items)
+        return answers
+
+
+class _Recorded:
+    """Answers build_graph from what a _Recording got, sending nothing; KeyError for an item
+    it has no answer for."""
+
+    def __init__(self, items: Dict[str, Item], neighbours: Dict[str, List[Item]]):
+        self.items, self.neighbours = items, neighbours
+
+    def item_info(self, item_ids: Sequence[str]) -> List[Item]:
+        return [self.items[str(item_id)] for item_id in item_ids]
+
+    def similar_items(self, item_ids: Sequence[str], k: int = 10) -> List[List[Item]]:
+        return [self.neighbours[str(item_id)][:k] for item_id in item_ids]
+
+
 @dataclasses.dataclass
 class GraphBundle:
     """A graph, its statistics and where its items are drawn (ui/layout.py); the downloads
-    are made when a reader asks for one."""
+    are made when a reader asks for one. `answers`: the items and neighbour lists the graph
+    was built from (next_graphs builds the neighbours' graphs from them)."""
     result: SimilarityGraph
     stats: Dict[str, object]
     positions: Dict[str, Tuple[float, float]] = dataclasses.field(default_factory=dict)
+    answers: Tuple[Dict[str, Item], Dict[str, List[Item]]] = ({}, {})
 
     @property
     def centre(self) -> str:
@@ -52,8 +92,41 @@ class GraphBundle:
 
 
 def graph_bundle(client: TowerGraphClient, key: GraphKey) -> GraphBundle:
-    result = build_graph(client, [key.item], key.depth, key.fanout)
-    return GraphBundle(result, graph_stats(result), layout.radial(result.graph))
+    recording = _Recording(client)
+    result = build_graph(recording, [key.item], key.depth, key.fanout)
+    return GraphBundle(result, graph_stats(result), layout.radial(result.graph),
+                       (recording.items, recording.neighbours))
+
+
+def next_graphs(client: TowerGraphClient, bundle: GraphBundle,
+                max_nodes: int = NEXT_GRAPHS_MAX_NODES) -> Dict[str, Tuple[SimilarityGraph,
+                                                                         Dict]]:
+    """{neighbour: (its graph, its positions)} for each direct neighbour of the centre, at the
+    bundle's depth and fan-out: so a click on one is drawn at once, before the app reruns.
+
+    One batched similar_items request for the graph's items whose neighbours are not known yet
+    (the outermost hop); everything else comes from the answers the graph was built from, by
+    build_graph itself, so each graph is the one the app would build for that centre. Empty
+    for a graph over max_nodes items."""
+    result = bundle.result
+    if result.graph.number_of_nodes() > max_nodes or result.truncated:
+        return {}
+    items, neighbours = dict(bundle.answers[0]), dict(bundle.answers[1])
+    missing = [node for node in result.graph if node not in neighbours]
+    for item_id, found in zip(missing, client.similar_items(missing, result.fanout)
+                              if missing else []):
+        neighbours[item_id] = list(found)
+        items.update((item.item_id, item) for item in found)
+    recorded = _Recorded(items, neighbours)
+    graphs = {}
+    for node in result.nodes_at(1):
+        try:
+            graph = build_graph(recorded, [node], result.depth, result.fanout)
+        except KeyError:
+            continue        # an answer the graph did not need: drawn after a rerun instead
+        if not graph.truncated:
+            graphs[node] = (graph, layout.radial(graph.graph))
+    return graphs
 
 
 @dataclasses.dataclass(frozen=True)

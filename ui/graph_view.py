@@ -82,6 +82,8 @@ const OPTIONS = {
   layout: {improvedLayout: false, randomSeed: 7},
 };
 
+const SEEN = 24;       // graphs a page keeps to redraw at once when the reader goes back
+
 function draw(vis, root, data, token) {
   let network = root.__network;
   if (!network) {
@@ -89,7 +91,7 @@ function draw(vis, root, data, token) {
     root.__network = network;
     const recentre = (params) => {
       if (params.nodes.length === 1 && String(params.nodes[0]) !== root.dataset.centre) {
-        root.__trigger("centre", String(params.nodes[0]));
+        goTo(root, String(params.nodes[0]));
       }
     };
     network.on("click", recentre);
@@ -114,20 +116,46 @@ function draw(vis, root, data, token) {
   network.redraw();
 }
 
-export default function (component) {
-  const { data, parentElement, setTriggerValue } = component;
-  const root = parentElement.querySelector(".tg-graph");
-  root.__trigger = setTriggerValue;
-  const signature = JSON.stringify(data);
-  if (root.__signature === signature) return;     // a rerun that changed nothing here
+// A graph this page already has for `item`: one the app sent ahead for each direct neighbour
+// of the centre (window.__towergraphNext, from the "next graphs" component), or one drawn
+// before (the way back). Made by the app for the same model version, depth and fan-out.
+function known(root, item) {
+  const ahead = window.__towergraphNext;
+  if (ahead && ahead.centre === root.dataset.centre && ahead.context === root.__context &&
+      Object.prototype.hasOwnProperty.call(ahead.graphs, item)) {
+    return ahead.graphs[item];
+  }
+  return (root.__seen && root.__seen.get(root.__context + "\n" + item)) || null;
+}
+
+// Re-centre on `item`: drawn at once when the page has its graph, and the app is told either
+// way (its rerun updates the rest of the page; the same graph is then not drawn again).
+function goTo(root, item) {
+  const graph = known(root, item);
+  if (graph) {
+    performance.mark("tg-local");
+    render(root, graph, JSON.stringify(graph), true);
+  }
+  root.__trigger("centre", item);
+}
+
+// local: drawn ahead of the app's rerun, which then moves the address (?item=ID) itself.
+function render(root, data, signature, local) {
   root.__signature = signature;
-  performance.mark("tg-data");
+  root.__context = data.context;
+  if (data.history) {
+    const seen = root.__seen || (root.__seen = new Map());
+    const key = data.context + "\n" + data.centre;
+    seen.delete(key);
+    seen.set(key, data);
+    if (seen.size > SEEN) seen.delete(seen.keys().next().value);
+  }
   root.querySelector(".tg-canvas").style.height = data.height + "px";
   legend(root.querySelector(".tg-legend"), data.legend);
   if (data.history) {
     // The browser's back button: each centre is a history entry (?item=ID); going back
     // re-centres on the item in the address.
-    root.__back = (item) => root.__trigger("centre", item);
+    root.__back = (item) => goTo(root, item);
     if (!window.__towergraphPopstate) {
       window.__towergraphPopstate = true;
       window.addEventListener("popstate", () => {
@@ -138,7 +166,7 @@ export default function (component) {
     }
     root.dataset.history = "1";
     const url = new URL(window.location.href);
-    if (url.searchParams.get("item") !== data.centre) {
+    if (!local && url.searchParams.get("item") !== data.centre) {
       url.searchParams.set("item", data.centre);
       window.history.pushState(null, "", url);
     }
@@ -152,6 +180,25 @@ export default function (component) {
   }).catch((error) => {
     root.querySelector(".tg-canvas").textContent = "The graph could not be drawn: " + error;
   });
+}
+
+export default function (component) {
+  const { data, parentElement, setTriggerValue } = component;
+  const root = parentElement.querySelector(".tg-graph");
+  root.__trigger = setTriggerValue;
+  const signature = JSON.stringify(data);
+  // A rerun that changed nothing here, or the rerun after a graph drawn ahead of it.
+  if (root.__signature === signature) return;
+  performance.mark("tg-data");
+  render(root, data, signature);
+}
+"""
+
+# The graphs of the centre's direct neighbours, sent after the rest of the graph tab; kept
+# where the graph component looks for them (window.__towergraphNext).
+_NEXT_JS = r"""
+export default function (component) {
+  window.__towergraphNext = component.data;
 }
 """
 
@@ -216,10 +263,11 @@ def tooltip(data: Dict) -> str:
 
 def graph_data(result: SimilarityGraph, height: int, history: bool = False,
                positions: Optional[Mapping[str, Tuple[float, float]]] = None,
-               vis_url: Optional[str] = None) -> Dict:
+               vis_url: Optional[str] = None, context: str = "") -> Dict:
     """What the component draws: plain JSON, titles as data. Nodes with a position are drawn
     there (ui/layout.py); vis_url: where the browser loads vis-network from (None: the
-    component's script carries it)."""
+    component's script carries it); context: what else the graph depends on (model version,
+    depth, fan-out): a graph the page keeps is drawn again only in the same context."""
     graph = result.graph
     positions = positions or {}
     hops = sorted({data["hop"] for _, data in graph.nodes(data=True)})
@@ -234,7 +282,7 @@ def graph_data(result: SimilarityGraph, height: int, history: bool = False,
                       "font": {"size": 20 if data["hop"] == 0 else 15}})
         if node in positions:
             nodes[-1]["x"], nodes[-1]["y"] = positions[node]
-    edges = [{"from": a, "to": b, "value": float(data["score"]),
+    edges = [{"from": a, "to": b, "value": round(float(data["score"]), 4),
               "title": f"similarity {float(data['score']):.3f}"}
              for a, b, data in graph.edges(data=True)]
     legend = [{"colour": HOP_COLOURS[min(hop, len(HOP_COLOURS) - 1)],
@@ -243,14 +291,17 @@ def graph_data(result: SimilarityGraph, height: int, history: bool = False,
     legend.append({"colour": "#9aa0a6", "text": "links: thicker = more similar; "
                                                 "bigger dot = more links"})
     return {"nodes": nodes, "edges": edges, "centre": result.seeds[0], "height": height,
-            "legend": legend, "history": history, "visUrl": vis_url}
+            "legend": legend, "history": history, "visUrl": vis_url, "context": context}
 
 
 def show(result: SimilarityGraph, key: str, height: int,
          on_centre: Optional[Callable[[str], None]] = None, history: bool = False,
-         positions: Optional[Mapping[str, Tuple[float, float]]] = None) -> None:
+         positions: Optional[Mapping[str, Tuple[float, float]]] = None,
+         context: str = "") -> None:
     """Draws the graph (at `positions` where given); a click on a node (or, with history, the
-    browser's back button) calls on_centre(node id) before the next run."""
+    browser's back button) calls on_centre(node id) before the next run. A node whose graph
+    the page already has (show_next, or drawn before in the same context) is drawn at once,
+    before that run."""
     import streamlit as st
 
     def clicked() -> None:
@@ -258,8 +309,28 @@ def show(result: SimilarityGraph, key: str, height: int,
         if value and on_centre is not None:
             on_centre(str(value))
 
-    static = static_serving()
-    _renderer(static)(key=key, data=graph_data(result, height, history, positions,
-                                               VIS_URL if static else None),
-                      height="content",
-                on_centre_change=clicked)
+    _renderer(static_serving())(key=key, data=graph_data(result, height, history, positions,
+                                                         vis_url(), context),
+                                height="content", on_centre_change=clicked)
+
+
+def vis_url() -> Optional[str]:
+    return VIS_URL if static_serving() else None
+
+
+def next_data(centre: str, graphs: Mapping[str, Tuple[SimilarityGraph, Mapping]], height: int,
+              context: str) -> Dict:
+    """What show_next sends: each graph as show(..., history=True) would send it."""
+    url = vis_url()
+    return {"centre": centre, "context": context,
+            "graphs": {node: graph_data(graph, height, True, positions, url, context)
+                       for node, (graph, positions) in graphs.items()}}
+
+
+def show_next(key: str, data: Dict) -> None:
+    """Hands the page the graphs of the centre's direct neighbours (next_data), for show's
+    graph to draw at once when one is clicked. Draws nothing; call it last."""
+    import streamlit as st
+
+    st.components.v2.component("towergraph_next", html="<span hidden></span>", js=_NEXT_JS,
+                               isolate_styles=False)(key=key, data=data, height="content")
