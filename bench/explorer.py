@@ -10,11 +10,15 @@ popular ones, found by title), the clock starts when Enter is pressed in the sea
 stops at the first frame after the graph's layout settled: for the old app, when the new pyvis
 iframe's network reports physics.ready with the item at the centre; for the new one, when the
 graph component marks that frame (data-drawn). Depth 2, fan-out 8 (the defaults). The new app
-is also timed from a click on a node to its drawn graph. p50 and p95 are reported; with --out
-the table is also written as JSON.
+is also timed from a click on a node to its drawn graph. Before each press the bench waits until
+the app's previous rerun has finished (Streamlit's script-run state in the page), as a reader
+looks at a graph before the next search or click. p50 and p95 are reported; with --out the
+table is also written as JSON.
 
 The old app comes from a git worktree of --before (default: the commit before the rework),
-removed afterwards.
+removed afterwards. A --before that already has the graph component (ui/graph_view.py) is timed
+as the new one is, clicks included: `--before HEAD` compares a change with the commit it
+starts from.
 """
 
 import argparse
@@ -52,6 +56,20 @@ NEW_DRAWN = """(id) => { const g = document.querySelector('.st-key-graph .tg-gra
 START_CLOCK = """window.addEventListener("keydown", (e) => { if (e.key === "Enter")
   window.__benchStart = performance.now(); }, true);
 window.addEventListener("pointerdown", () => { window.__benchStart = performance.now(); }, true);"""
+
+
+# Streamlit marks each change of its script-run state in the page (performance marks named
+# after the state): the app is idle when the last of them is "notRunning".
+IDLE = """() => { const states = ["running", "notRunning", "rerunRequested", "stopRequested"];
+  const marks = performance.getEntriesByType("mark").filter((m) => states.includes(m.name));
+  return marks.length > 0 && marks[marks.length - 1].name === "notRunning"; }"""
+
+
+def settle(page):
+    """Waits until the app's last rerun has finished (the rest of the page is there too), as a
+    reader looks at a graph before the next search or click: a press is never timed while the
+    previous press's rerun still runs."""
+    page.wait_for_function(IDLE, timeout=TIMEOUT_MS, polling=50)
 
 
 def new_page(browser):
@@ -124,6 +142,7 @@ def time_searches(page, url, targets, drawn_js, phases=None):
     for title, item_id in targets:
         box = page.get_by_label("Find an item by title")
         box.fill(title)
+        settle(page)
         box.press("Enter")
         times.append((item_id, drawn_after_start(page, drawn_js, item_id)))
         if phases is not None:
@@ -135,6 +154,7 @@ def time_clicks(page, count):
     """ms from a click on a one-hop node to its drawn graph, `count` times."""
     times = []
     for _ in range(count):
+        settle(page)
         point = page.evaluate("""() => {
             const g = document.querySelector('.st-key-graph .tg-graph');
             const n = g.__network; const centre = g.dataset.centre;
@@ -216,7 +236,9 @@ def main(argv=None) -> int:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                                      args=CHROMIUM_ARGS)
-                for name, url, drawn in (("before", old_url, OLD_DRAWN),
+                component = (before / "ui" / "graph_view.py").is_file()
+                for name, url, drawn in (("before", old_url,
+                                          NEW_DRAWN if component else OLD_DRAWN),
                                          ("after", new_url, NEW_DRAWN)):
                     page = new_page(browser)
                     time_searches(page, url, targets[:2], drawn)          # warm caches
@@ -227,10 +249,10 @@ def main(argv=None) -> int:
                     phases = []
                     timed = time_searches(page, url, targets, drawn, phases)
                     results[f"{name}_enter_to_graph"] = summary([ms for _, ms in timed])
-                    if name == "after" and None not in phases:
-                        results["after_enter_to_data"] = summary(phases)
-                    if name == "after":
-                        results["after_click_to_graph"] = summary(time_clicks(page, args.items))
+                    if drawn == NEW_DRAWN and None not in phases:
+                        results[f"{name}_enter_to_data"] = summary(phases)
+                    if drawn == NEW_DRAWN:
+                        results[f"{name}_click_to_graph"] = summary(time_clicks(page, args.items))
                     page.close()
                 browser.close()
     finally:
@@ -242,6 +264,10 @@ def main(argv=None) -> int:
           f"Chromium headless")
     print("| measure | p50 (ms) | p95 (ms) |\n| --- | --- | --- |")
     for key, label in (("before_enter_to_graph", f"before ({args.before}): Enter → graph"),
+                       ("before_enter_to_data",
+                        f"before ({args.before}): Enter → graph data in the page (rerun)"),
+                       ("before_click_to_graph", f"before ({args.before}): click a node → its "
+                                                 f"graph"),
                        ("after_enter_to_graph", "now: Enter → graph"),
                        ("after_enter_to_data", "now: Enter → graph data in the page (rerun)"),
                        ("after_click_to_graph", "now: click a node → its graph")):

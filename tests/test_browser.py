@@ -303,6 +303,53 @@ def test_click_to_recentre_and_back_button(page, app_url, client):
     assert page.dialogs == []
 
 
+def marks(page, name):
+    return page.evaluate(f"performance.getEntriesByName({name!r}).length")
+
+
+def next_graphs_for(page, centre):
+    """Waits until the page holds the graphs of `centre`'s direct neighbours (the app sends
+    them last, after the rest of the graph tab)."""
+    page.wait_for_function("(c) => window.__towergraphNext && window.__towergraphNext.centre"
+                           " === c", arg=centre)
+
+
+def test_a_neighbour_is_drawn_before_the_rerun_and_the_page_follows(page, app_url, client):
+    """A click on a direct neighbour draws its graph from what the page holds (mark tg-local),
+    without waiting for the app; the app's rerun then moves the title, the breadcrumb and the
+    address, and sends the same graph, which is not drawn again (no new tg-data). The back
+    button draws the graph the page kept, and the app follows it too."""
+    open_app(page, app_url)
+    first = client.search("Dragon Chronicles 4", 20)[0]
+    search(page, "Dragon Chronicles 4")
+    expect(page.locator(GRAPH)).to_have_attribute("data-drawn", first.item_id)
+    next_graphs_for(page, first.item_id)
+    local, sent = marks(page, "tg-local"), marks(page, "tg-data")
+
+    target, title = recentre_on_hop(page, 1)
+    assert marks(page, "tg-local") == local + 1
+    expected = build_graph(client, [target], depth=2, fanout=8)
+    drawn = graph_eval(page, "network.body.data.nodes.get().map(n => [n.id, n.hop])")
+    assert {node: hop for node, hop in drawn} == dict(expected.graph.nodes(data="hop"))
+    assert graph_eval(page, "network.body.data.edges.length") == \
+        expected.graph.number_of_edges()
+    expect(centre_title(page)).to_have_text(title)
+    crumbs = page.locator(".st-key-breadcrumb button")
+    expect(crumbs).to_have_count(1)
+    expect(crumbs.first).to_contain_text(first.title)
+    expect(page).to_have_url(re.compile(rf"[?&]item={target}$"))
+    next_graphs_for(page, target)                     # the rerun has finished
+    assert marks(page, "tg-data") == sent             # its graph was the one drawn ahead
+    assert page.locator(GRAPH).get_attribute("data-drawn") == target
+
+    page.go_back()                                    # drawn from the graph the page kept
+    expect(page.locator(GRAPH)).to_have_attribute("data-drawn", first.item_id)
+    expect(centre_title(page)).to_have_text(first.title)
+    assert marks(page, "tg-local") == local + 2
+    expect(page).to_have_url(re.compile(rf"[?&]item={first.item_id}$"))
+    assert page.dialogs == []
+
+
 def test_start_page_and_compare(page, app_url, client, tmp_path):
     open_app(page, app_url)
     start = page.locator(".st-key-start")

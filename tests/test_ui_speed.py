@@ -11,7 +11,8 @@ import pytest
 from serving.client import Item
 from serving.graph import SimilarityGraph
 from towergraph.constants import MAX_SEARCH_QUERY_CHARS
-from ui import graph_view, layout, suggest
+from serving.graph import build_graph
+from ui import data, graph_view, layout, state, suggest
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -120,3 +121,58 @@ def test_suggestion_script_shows_titles_as_text_and_caps_queries():
     with pytest.raises(ValueError):
         suggest.show("query'] input, body [x='", "suggest", lambda q: [], lambda item: None,
                      store={})
+
+
+class FakeClient:
+    """A model of 40 items, each with its own ordered neighbours; counts the requests."""
+
+    def __init__(self, size: int = 40):
+        self.size, self.calls = size, []
+
+    def _item(self, index: int, score: float = 1.0) -> Item:
+        return Item(str(index), f"title {index} {HOSTILE}", "Drama", "", score)
+
+    def item_info(self, item_ids):
+        self.calls.append(("item_info", list(item_ids)))
+        return [self._item(int(item_id)) for item_id in item_ids]
+
+    def similar_items(self, item_ids, k=10):
+        self.calls.append(("similar_items", list(item_ids)))
+        answers = []
+        for item_id in item_ids:
+            i = int(item_id)
+            near = list(dict.fromkeys((i * step + step) % self.size for step in range(1, 12)))
+            near = [j for j in near if j != i][:k]
+            answers.append([self._item(j, round(0.9 - rank * 0.05, 3))
+                            for rank, j in enumerate(near)])
+        return answers
+
+
+def test_next_graphs_are_the_graphs_the_app_would_build_with_one_more_request():
+    client = FakeClient()
+    key = state.graph_key(state.connection("http://x:8501", "rest", "m", 1), "3", 2, 4)
+    bundle = data.graph_bundle(client, key)
+    sent = len(client.calls)
+    ahead = data.next_graphs(client, bundle)
+    assert [call[0] for call in client.calls[sent:]] == ["similar_items"]   # one, batched
+    assert set(ahead) == set(bundle.result.nodes_at(1)) and ahead
+    for node, (graph, positions) in ahead.items():
+        built = build_graph(client, [node], 2, 4)
+        assert graph.seeds == [node]
+        assert graph_view.graph_data(graph, 500, True, positions, context="c") == \
+            graph_view.graph_data(built, 500, True, layout.radial(built.graph), context="c")
+    assert data.next_graphs(client, bundle, max_nodes=5) == {}     # a big graph: none
+
+
+def test_next_data_is_what_the_graph_component_draws():
+    client = FakeClient()
+    key = state.graph_key(state.connection("http://x:8501", "rest", "m", 1), "3", 1, 3)
+    bundle = data.graph_bundle(client, key)
+    sent = graph_view.next_data("3", data.next_graphs(client, bundle), 500, "ctx")
+    assert sent["centre"] == "3" and sent["context"] == "ctx"
+    for node, graph in sent["graphs"].items():
+        assert graph["centre"] == node and graph["history"] and graph["context"] == "ctx"
+        assert {n["id"]: n["hop"] for n in graph["nodes"]}[node] == 0
+    json.dumps(sent)                                                  # plain JSON
+    js, _ = graph_view._sources(True)
+    assert "innerHTML" not in js and "innerHTML" not in graph_view._NEXT_JS
