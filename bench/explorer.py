@@ -252,7 +252,11 @@ def main(argv=None) -> int:
                     if drawn == NEW_DRAWN and None not in phases:
                         results[f"{name}_enter_to_data"] = summary(phases)
                     if drawn == NEW_DRAWN:
-                        results[f"{name}_click_to_graph"] = summary(time_clicks(page, args.items))
+                        try:
+                            clicks = time_clicks(page, args.items)
+                        except RuntimeError as error:
+                            raise RuntimeError(f"{name} ({url}): {error}") from error
+                        results[f"{name}_click_to_graph"] = summary(clicks)
                     page.close()
                 browser.close()
     finally:

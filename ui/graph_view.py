@@ -9,8 +9,9 @@ server.enableStaticServing is on, as `towergraph ui` runs it), else inside the c
 script. Each rerun then sends only the graph's nodes, edges and positions (ui/layout.py); the
 browser draws them with physics off, so a graph is drawn in one frame, not after a simulation.
 
-Clicking a node sends its id back (trigger "centre"); the app re-centres on it. Titles reach
-vis-network as data and are shown as canvas labels and plain-text tooltips, never as markup.
+Clicking a node sends its id back (state "centre": [id, a count]); the app re-centres on it.
+Titles reach vis-network as data and are shown as canvas labels and plain-text tooltips,
+never as markup.
 """
 
 import functools
@@ -136,7 +137,10 @@ function goTo(root, item) {
     performance.mark("tg-local");
     render(root, graph, JSON.stringify(graph), true);
   }
-  root.__trigger("centre", item);
+  // A state value, not a one-shot trigger: it travels with every later rerun request too, so
+  // a press while the previous rerun still runs is not lost. The count makes each press new.
+  window.__towergraphPresses = (window.__towergraphPresses || 0) + 1;
+  root.__state("centre", [item, Date.now() + "-" + window.__towergraphPresses]);
 }
 
 // local: drawn ahead of the app's rerun, which then moves the address (?item=ID) itself.
@@ -183,9 +187,9 @@ function render(root, data, signature, local) {
 }
 
 export default function (component) {
-  const { data, parentElement, setTriggerValue } = component;
+  const { data, parentElement, setStateValue } = component;
   const root = parentElement.querySelector(".tg-graph");
-  root.__trigger = setTriggerValue;
+  root.__state = setStateValue;
   const signature = JSON.stringify(data);
   // A rerun that changed nothing here, or the rerun after a graph drawn ahead of it.
   if (root.__signature === signature) return;
@@ -305,9 +309,11 @@ def show(result: SimilarityGraph, key: str, height: int,
     import streamlit as st
 
     def clicked() -> None:
-        value = st.session_state[key].get("centre")
-        if value and on_centre is not None:
-            on_centre(str(value))
+        value = (st.session_state.get(key) or {}).get("centre")
+        # [item id, a count that makes each press new]; anything else is not from this page
+        if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) \
+                and value[0] and on_centre is not None:
+            on_centre(value[0])
 
     _renderer(static_serving())(key=key, data=graph_data(result, height, history, positions,
                                                          vis_url(), context),
