@@ -110,29 +110,35 @@ def step_train(work: str, size: int) -> Dict:
     vocabularies = load_vocabularies(transform_output)
     catalog = load_catalog(transform_output, train_files)
     model = compile_model(vocabularies, catalog, config)
-    dataset = training_data(transform_output, train_files, catalog, config)
+    dataset = training_data(transform_output, train_files, catalog, config,
+                            interactions=int(catalog.counts.sum()))
     setup = time.perf_counter() - started
 
     class Clock(tf.keras.callbacks.Callback):
-        """Batch end times: the steady-state rate leaves out the first batches (tracing)."""
+        """(batch index, time) at each batch-end call (Keras calls it once per
+        steps_per_execution batches): the steady-state rate leaves out the first quarter
+        (tracing, XLA compilation)."""
 
         def __init__(self):
             super().__init__()
-            self.times: List[float] = []
+            self.ticks: List[tuple] = []
 
         def on_train_batch_end(self, batch, logs=None):
-            self.times.append(time.perf_counter())
+            self.ticks.append((batch, time.perf_counter()))
 
     clock = Clock()
     fit_started = time.perf_counter()
     fit(model, dataset, epochs=1, callbacks=[clock])
     epoch = time.perf_counter() - fit_started
     examples_seen = int(catalog.counts.sum())
-    warm = min(20, len(clock.times) // 4)
-    steady = ((len(clock.times) - warm) * config.batch_size
-              / (clock.times[-1] - clock.times[warm - 1])) if warm else None
+    warm = len(clock.ticks) // 4
+    steady = None
+    if 0 < warm < len(clock.ticks) - 1:
+        (first, started_at), (last, ended_at) = clock.ticks[warm], clock.ticks[-2]
+        steady = (last - first) * config.batch_size / (ended_at - started_at)
     return {"setup_seconds": setup, "epoch_seconds": epoch, "examples": examples_seen,
-            "batches": len(clock.times), "examples_per_second": examples_seen / epoch,
+            "batches": clock.ticks[-1][0] + 1 if clock.ticks else 0,
+            "examples_per_second": examples_seen / epoch,
             "steady_examples_per_second": steady, "catalog_items": len(catalog),
             "users": len(vocabularies.users), "title_tokens": len(vocabularies.title_tokens)}
 

@@ -80,6 +80,37 @@ def test_towers_return_unit_vectors_of_the_configured_size(model, catalog):
     np.testing.assert_allclose(np.linalg.norm(items, axis=1), 1.0, rtol=1e-5)
 
 
+def test_training_path_by_row_equals_the_serving_path_by_strings(model, catalog):
+    # Training gathers each item's content indices (computed once) by catalogue row; serving
+    # tokenises the strings. Both must give the same vectors, or the model trained is not
+    # the model served.
+    rows = [7, 0, 7, N_ITEMS - 1, HOSTILE_ITEM]
+    by_row = model.candidate_tower.from_rows(tf.constant(rows, dtype=tf.int64)).numpy()
+    content = catalog.content()
+    by_strings = model.candidate_tower(
+        {name: tf.constant([column[row] for row in rows]) for name, column in content.items()}
+    ).numpy()
+    np.testing.assert_allclose(by_row, by_strings, atol=1e-6)
+
+
+def test_an_item_without_known_words_or_genres_gets_no_content_but_its_id():
+    # '' genres and a title of unknown words: no content values (zero bags), same both ways.
+    from trainer.config import ModelConfig
+    from trainer.model import CandidateTower, Vocabularies
+
+    vocabularies = Vocabularies(users=["u"], title_tokens=["star", "wars"], genres=["Drama"])
+    tower = CandidateTower(["a", "b"], vocabularies, ModelConfig(embedding_dim=4))
+    content = {"item_id": ["a", "b"], "title": ["Star Wars", "zzz qqq"], "genres": ["", "Drama"]}
+    tower.index_catalog(content)
+    title_values, title_splits = tower._content_ids["title"]
+    assert title_splits.numpy().tolist() == [0, 2, 2]
+    genre_values, genre_splits = tower._content_ids["genres"]
+    assert genre_splits.numpy().tolist() == [0, 0, 1]
+    by_row = tower.from_rows(tf.constant([1, 0], dtype=tf.int64)).numpy()
+    by_strings = tower({name: tf.constant(column[::-1]) for name, column in content.items()})
+    np.testing.assert_allclose(by_row, by_strings.numpy(), atol=1e-6)
+
+
 def test_training_learns_the_genres(model):
     # Every user reads one genre: their top-10 must be (nearly) all of it.
     assert model.metrics_after_training["factorized_top_k/top_10_categorical_accuracy"] > 0.3
@@ -207,3 +238,33 @@ def test_a_huge_search_query_is_cut_not_compiled_whole(serving):
     result = _call(serving, "search", query=[huge, "robot chron"], k=[3, 3])
     assert (result["item_ids"][0] == b"").all()     # the cut query matches nothing, no error
     assert all(t.startswith("The Robot") for t in _text(result["titles"][1]))
+
+
+@pytest.mark.parametrize("extra, logq", [(0, True), (5, True), (0, False)])
+def test_fused_training_loss_equals_the_tfrs_retrieval_loss(extra, logq):
+    import tensorflow_recommenders as tfrs
+    from trainer.model import sampled_softmax_loss
+
+    rng = np.random.default_rng(3)
+    batch, dim = 12, 8
+    queries = tf.math.l2_normalize(tf.constant(rng.normal(size=(batch, dim)), tf.float32), -1)
+    candidates = tf.math.l2_normalize(
+        tf.constant(rng.normal(size=(batch + extra, dim)), tf.float32), -1)
+    # Rows with repeats: accidental hits (the same item twice in a batch) must be removed.
+    rows = tf.constant(rng.integers(0, 6, size=batch + extra), tf.int64)
+    probability = tf.constant(rng.uniform(1e-7, 0.3, size=batch + extra), tf.float32)
+    task = tfrs.tasks.Retrieval(temperature=0.2, remove_accidental_hits=True)
+    expected = task(queries, candidates, candidate_ids=rows, compute_metrics=False,
+                    candidate_sampling_probability=probability if logq else None)
+    fused = sampled_softmax_loss(queries, candidates, rows,
+                                 probability if logq else tf.ones_like(probability), 0.2)
+    assert float(fused) == pytest.approx(float(expected), rel=1e-5)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([queries, candidates])
+        a = task(queries, candidates, candidate_ids=rows, compute_metrics=False,
+                 candidate_sampling_probability=probability if logq else None)
+        b = sampled_softmax_loss(queries, candidates, rows,
+                                 probability if logq else tf.ones_like(probability), 0.2)
+    for want, got in zip(tape.gradient(a, [queries, candidates]),
+                         tape.gradient(b, [queries, candidates])):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)

@@ -11,17 +11,18 @@ benchmark, a notebook) sees them through Python logging.
 
 import logging
 import time
-from typing import Dict, List, Optional, Set
+from typing import Dict, Optional, Set
 
 import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 
 from towergraph.console import TRAINING_LOGGER as LOGGER_NAME
+from trainer.model import MEAN_LOSS
 
-# What TFRS' train_step reports besides the metrics: the loss is logged (as the epoch mean),
-# the others are the loss plus regularisation terms, which this model does not have.
+# What TFRS' train_step reports besides the metrics: the loss (the last batch's; the epoch mean
+# is logged instead) and the loss plus regularisation terms, which this model does not have.
 _LOSS = "loss"
-_LOSS_PARTS = {"regularization_loss", "total_loss"}
+_LOSS_PARTS = {_LOSS, MEAN_LOSS, "regularization_loss", "total_loss"}
 
 
 def idle_metrics(model: tf.keras.Model) -> Set[str]:
@@ -35,30 +36,30 @@ def idle_metrics(model: tf.keras.Model) -> Set[str]:
 
 
 class EpochLog(tf.keras.callbacks.Callback):
-    """Logs "<label>: epoch i/n, loss L[, metric M ...], S s" at the end of each epoch."""
+    """Logs "<label>: epoch i/n, loss L[, metric M ...], S s" at the end of each epoch.
+
+    L is the epoch's mean loss: the model's "mean_loss" metric where it keeps one (the
+    two-tower does, trainer/model.py), else Keras' "loss". Nothing is read per batch, so the
+    callback never makes training wait for a batch's result.
+    """
 
     def __init__(self, label: str, logger: Optional[logging.Logger] = None):
         super().__init__()
         self.label = label
         self.logger = logger or logging.getLogger(LOGGER_NAME)
-        self._losses: List[float] = []
         self._started = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: Optional[Dict] = None) -> None:
-        self._losses = []
         self._started = time.monotonic()
-
-    def on_train_batch_end(self, batch: int, logs: Optional[Dict] = None) -> None:
-        if logs and _LOSS in logs:
-            self._losses.append(float(logs[_LOSS]))
 
     def on_epoch_end(self, epoch: int, logs: Optional[Dict] = None) -> None:
         seconds = time.monotonic() - self._started
         logs = logs or {}
         parts = [f"epoch {epoch + 1}/{self.params.get('epochs', '?')}"]
-        if self._losses:
-            parts.append(f"loss {sum(self._losses) / len(self._losses):.4f}")
+        loss = logs.get(MEAN_LOSS, logs.get(_LOSS))
+        if loss is not None:
+            parts.append(f"loss {float(loss):.4f}")
         idle = idle_metrics(self.model)
         parts += [f"{name} {float(value):.4f}" for name, value in sorted(logs.items())
-                  if name != _LOSS and name not in _LOSS_PARTS and name not in idle]
+                  if name not in _LOSS_PARTS and name not in idle]
         self.logger.info("%s: %s, %.1f s", self.label, ", ".join(parts), seconds)

@@ -68,11 +68,30 @@ def load_catalog(transform_output: tft.TFTransformOutput, files: Files) -> Catal
 
 
 def training_data(transform_output: tft.TFTransformOutput, files: Files, catalog: Catalog,
-                  config: ModelConfig, shuffle: bool = True) -> tf.data.Dataset:
-    """Batches of interactions with catalogue items, shuffled with the config's seed."""
+                  config: ModelConfig, shuffle: bool = True,
+                  interactions: Optional[int] = None) -> tf.data.Dataset:
+    """Batches of (user id, item id) interactions with catalogue items, shuffled with the
+    config's seed. Only the two ids are parsed: an item's content is a per-item fact the
+    model gathers by catalogue row (CandidateTower.from_rows).
+
+    interactions: how many of the files' interactions name catalogue items (the catalogue's
+    own count when it was built from the same files); counted with one scan when not given.
+    The dataset declares its number of batches (Keras needs it to run several steps per call)
+    and fails if the files hold another number.
+    """
     spec = transform_output.transformed_feature_spec()
-    return keep_items(read_batches(files, spec, config.batch_size, shuffle=shuffle,
+    spec = {name: spec[name] for name in (USER_ID, ITEM_ID)}
+    if interactions is None:
+        interactions = sum(len(batch[ITEM_ID]) for batch in as_numpy(keep_items(
+            read_batches(files, {ITEM_ID: spec[ITEM_ID]}, SCAN_BATCH), catalog.item_ids)))
+    kept = keep_items(read_batches(files, spec, config.batch_size, shuffle=shuffle,
                                    seed=config.seed), catalog.item_ids)
+    # Dropping items outside the catalogue shortens batches; rebatching keeps them all at
+    # batch_size (but the last), so the XLA-compiled loss compiles once, not per batch length.
+    batches = -(-interactions // config.batch_size)
+    return (kept.rebatch(config.batch_size)
+            .apply(tf.data.experimental.assert_cardinality(batches))
+            .prefetch(tf.data.AUTOTUNE))
 
 
 def fit(model: TwoTowerModel, data: tf.data.Dataset, epochs: int,
@@ -103,7 +122,8 @@ def train(transform_output: tft.TFTransformOutput, files: Files, config: ModelCo
     histories = (load_histories(transform_output, files, catalog, vocabularies.users)
                  if config.user_history else None)
     model = compile_model(vocabularies, catalog, config, histories)
-    fit(model, training_data(transform_output, files, catalog, config),
+    fit(model, training_data(transform_output, files, catalog, config,
+                             interactions=int(catalog.counts.sum())),
         epochs=config.epochs if epochs is None else epochs, callbacks=callbacks,
         verbose=verbose)
     return model
