@@ -11,7 +11,8 @@ Steps, each in its own subprocess so that its peak memory is its own:
   generate   generate_synthetic writing the prepared layout (what `data prepare` writes)
   transform  the real pipeline (pipeline.definition.create_pipeline) cut after Transform:
              CsvExampleGen -> StatisticsGen -> SchemaGen -> Transform, LocalDagRunner, Beam
-             DirectRunner as configured (multi_processing, one worker per core), no cache
+             DirectRunner as --beam-mode says (default auto: the pipeline's own choice by
+             input size; the result records the mode that ran), no cache
   train      what the Trainer's run_fn does before exporting: vocabularies from Transform's
              output, build_catalog over the transformed training split, compile_model, then
              ONE epoch of fit on the transformed examples (default ModelConfig), timed
@@ -43,6 +44,7 @@ RATINGS_PER_USER = 113  # goodbooks-10k: 5,976,479 ratings / 53,424 users
 SEED = 42
 STEPS = ("generate", "transform", "train")
 SAMPLE_SECONDS = 0.2
+BEAM_MODE = "auto"      # --beam-mode: the pipeline's own default unless told
 
 
 def parse_size(text: str) -> int:
@@ -75,7 +77,7 @@ def _config(work: str):
     from pipeline.config import load_config
 
     return load_config(None, data_dir=os.path.join(work, "data"),
-                       output_dir=os.path.join(work, "run"))
+                       output_dir=os.path.join(work, "run"), beam_mode=BEAM_MODE)
 
 
 def step_transform(work: str, size: int) -> Dict:
@@ -165,7 +167,8 @@ def run_step(step: str, work: str, size: int, log) -> Dict:
     import psutil
 
     result_path = os.path.join(work, f"{step}.json")
-    command = [sys.executable, __file__, "--step", step, "--work", work, "--size", str(size)]
+    command = [sys.executable, __file__, "--step", step, "--work", work, "--size", str(size),
+               "--beam-mode", BEAM_MODE]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     process = psutil.Process(child.pid)
@@ -264,9 +267,14 @@ def main() -> None:
     parser.add_argument("--work", help="scratch folder (default: a new temporary one, removed "
                         "after each size unless --keep)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch data")
+    parser.add_argument("--beam-mode", default="auto",
+                        help="the pipeline's beam_mode for the transform step: auto (its "
+                        "default), in_memory or multi_processing")
     parser.add_argument("--step", choices=STEPS, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global BEAM_MODE
+    BEAM_MODE = args.beam_mode
 
     if args.step:  # a child
         run_child(args.step, args.work, args.size, os.path.join(args.work, f"{args.step}.json"))
@@ -302,7 +310,7 @@ def main() -> None:
 
     print()
     print(f"synthetic catalogue: {ITEMS:,} items, {RATINGS_PER_USER} ratings per user, seed "
-          f"{SEED}; default ModelConfig; Beam DirectRunner multi_processing")
+          f"{SEED}; default ModelConfig; Beam DirectRunner beam_mode {BEAM_MODE}")
     print(report(results, sizes))
     wall = time.perf_counter() - started
     print(f"wall time: {wall:.0f} s")

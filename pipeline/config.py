@@ -8,12 +8,18 @@ each naming the setting and where its value came from (file and line, or flag).
 
 import dataclasses
 import os
-from typing import Any, Callable, Mapping, Optional, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Tuple
 
 from towergraph.constants import DEFAULT_MAX_K, DEFAULT_MODEL_NAME
 from trainer.config import ModelConfig
 from trainer.settings import ConfigError, Layer, invalid, load, read_yaml
 from trainer.settings import setting as _setting
+
+BEAM_MODES = ("auto", "in_memory", "multi_processing")
+# beam_mode auto runs in memory up to this many bytes of interactions CSV (MovieLens-100K: 2 MB;
+# 1M synthetic ratings: 37 MB; goodbooks-10k's 6M ratings: 69 MB) and multi-processing above:
+# bench/pipeline_run.py and bench/scale.py --beam-mode measure both sides.
+AUTO_IN_MEMORY_MAX_BYTES = 64 * 2 ** 20
 
 __all__ = ["ConfigError", "PipelineConfig", "from_dict", "load_config", "read_config"]
 
@@ -34,8 +40,9 @@ class PipelineConfig:
     gate_ks: Tuple[int, ...] = _setting((10, 100), "the model must beat popularity on recall@k for "
                               "each k, or it is not pushed")
     max_k: int = _setting(DEFAULT_MAX_K, "largest k a serving signature accepts")
-    beam_mode: str = _setting("multi_processing", "Beam DirectRunner mode: multi_processing "
-                              "or in_memory (faster for small data)")
+    beam_mode: str = _setting("auto", "Beam DirectRunner mode: auto (in_memory while the "
+                              "interactions CSV files total at most 64 MiB, about 1.7M "
+                              "ratings, else multi_processing), in_memory or multi_processing")
     beam_workers: int = _setting(0, "DirectRunner workers (0: one per core)")
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig,
                                            metadata={"help": "model settings"})
@@ -51,8 +58,8 @@ class PipelineConfig:
         elif not self.gate_ks or any(k < 1 or k > self.max_k for k in self.gate_ks):
             problems.append(("gate_ks", f"every k must be between 1 and max_k={self.max_k}, "
                                         f"not {list(self.gate_ks)}"))
-        if self.beam_mode not in ("multi_processing", "in_memory"):
-            problems.append(("beam_mode", f"must be multi_processing or in_memory, "
+        if self.beam_mode not in BEAM_MODES:
+            problems.append(("beam_mode", f"must be one of {', '.join(BEAM_MODES)}, "
                                           f"not {self.beam_mode!r}"))
         if self.beam_workers < 0:
             problems.append(("beam_workers", f"must be 0 (one per core) or more, "
@@ -83,11 +90,29 @@ class PipelineConfig:
     def interactions_dir(self) -> str:
         return os.path.join(self.data_dir, "interactions")
 
+    def resolved_beam_mode(self) -> str:
+        """beam_mode, with auto decided by the size of the interactions CSV files: the
+        in-memory runner has no worker processes to start and feed, which is most of a small
+        run's time; past AUTO_IN_MEMORY_MAX_BYTES the multi-processing runner's cores win and
+        in-memory's footprint grows too large."""
+        if self.beam_mode != "auto":
+            return self.beam_mode
+        total = sum(os.path.getsize(os.path.join(self.interactions_dir, name))
+                    for name in _listdir(self.interactions_dir) if name.endswith(".csv"))
+        return "in_memory" if total <= AUTO_IN_MEMORY_MAX_BYTES else "multi_processing"
+
     def replace(self, **changes: Any) -> "PipelineConfig":
         """A copy with top-level changes and `model` given as a dict of model changes."""
         model_changes = changes.pop("model", None) or {}
         model = dataclasses.replace(self.model, **model_changes)
         return dataclasses.replace(self, model=model, **changes)
+
+
+def _listdir(path: str) -> List[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []      # no data yet: CsvExampleGen says so with its own error
 
 
 def from_dict(values: Optional[Mapping[str, Any]], where: str = "config") -> PipelineConfig:

@@ -111,8 +111,10 @@ class VertexConfig:
     def beam_pipeline_args(self) -> List[str]:
         """Flags of every Beam-based component: Dataflow when enabled, else DirectRunner."""
         if not self.dataflow.enabled:
+            # auto: multi-processing (the data is in Cloud Storage and sized only at run time).
+            mode = self.pipeline.beam_mode
             return ["--runner=DirectRunner",
-                    f"--direct_running_mode={self.pipeline.beam_mode}",
+                    f"--direct_running_mode={'multi_processing' if mode == 'auto' else mode}",
                     # 0: one worker per core of the machine the step runs on.
                     f"--direct_num_workers={self.pipeline.beam_workers}"]
         flow = self.dataflow

@@ -283,3 +283,35 @@ def test_layers_later_wins_and_defaults_stay():
     with pytest.raises(ConfigError) as caught:
         load(Outer, [Layer({"inner": {"size": "3"}}, "file.yaml")])  # typed layer: no parsing
     assert problems(caught.value) == ["inner.size: expected an integer, got '3' (from file.yaml)"]
+
+
+def _interactions(tmp_path, size: int) -> str:
+    folder = tmp_path / "data" / "interactions"
+    folder.mkdir(parents=True)
+    with open(folder / "interactions.csv", "wb") as handle:
+        handle.truncate(size)        # a sparse file: only its size matters here
+    (folder / "notes.txt").write_text("not an interactions file")
+    return str(tmp_path / "data")
+
+
+def test_beam_mode_auto_runs_small_inputs_in_memory_and_large_ones_on_every_core(tmp_path):
+    from pipeline.config import AUTO_IN_MEMORY_MAX_BYTES
+    from pipeline.definition import local_beam_args
+
+    small = load_config(None, data_dir=_interactions(tmp_path / "a", AUTO_IN_MEMORY_MAX_BYTES))
+    large = load_config(None, data_dir=_interactions(tmp_path / "b", AUTO_IN_MEMORY_MAX_BYTES + 1))
+    assert small.beam_mode == large.beam_mode == "auto"
+    assert small.resolved_beam_mode() == "in_memory"
+    assert large.resolved_beam_mode() == "multi_processing"
+    assert "--direct_running_mode=multi_processing" in local_beam_args(large)
+    # An explicit mode is kept whatever the size; no data yet: auto says in_memory and
+    # CsvExampleGen reports the missing input.
+    assert large.replace(beam_mode="in_memory").resolved_beam_mode() == "in_memory"
+    assert small.replace(beam_mode="multi_processing").resolved_beam_mode() == "multi_processing"
+    assert load_config(None, data_dir=str(tmp_path / "none")).resolved_beam_mode() == "in_memory"
+
+
+def test_beam_mode_is_checked(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, beam_mode="fast")
+    assert "auto, in_memory, multi_processing" in " ".join(problems(caught.value))
