@@ -3,6 +3,7 @@
     .venv/bin/python bench/scale.py [--sizes 1m,3m] [--json bench/results/scale.json]
     .venv/bin/python bench/scale.py --sizes 1m,3m,6m            # goodbooks-10k size too (long)
     .venv/bin/python bench/scale.py --sizes 6m --steps generate       # data generation only
+    .venv/bin/python bench/scale.py --sizes 6m --before e29a468       # training: before/after
 
 Data: the synthetic catalogue (pipeline.data.generate_synthetic) shaped like goodbooks-10k:
 10,000 items, 113 ratings per user, users = ratings / 113 (6m: 53,097 users, 6.0M ratings).
@@ -35,9 +36,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project, from a checkout
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the project, from a checkout
 
 ITEMS = 10_000
 RATINGS_PER_USER = 113  # goodbooks-10k: 5,976,479 ratings / 53,424 users
@@ -163,12 +165,18 @@ def run_child(step: str, work: str, size: int, result_path: str) -> None:
 
 # --- the parent: one subprocess per step, peak memory of its process tree ---------------------
 
-def run_step(step: str, work: str, size: int, log) -> Dict:
+def run_step(step: str, work: str, size: int, log, tree: Optional[str] = None) -> Dict:
+    """Runs one step in a child process; `tree`: a checkout of earlier code whose own
+    bench/scale.py runs it instead (the train step, on this run's Transform output)."""
     import psutil
 
     result_path = os.path.join(work, f"{step}.json")
-    command = [sys.executable, __file__, "--step", step, "--work", work, "--size", str(size),
-               "--beam-mode", BEAM_MODE]
+    if tree:
+        command = [sys.executable, os.path.join(tree, "bench", "scale.py"), "--step", step,
+                   "--work", work, "--size", str(size)]
+    else:
+        command = [sys.executable, __file__, "--step", step, "--work", work,
+                   "--size", str(size), "--beam-mode", BEAM_MODE]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     process = psutil.Process(child.pid)
@@ -238,6 +246,14 @@ def report(results: Dict[str, Dict], sizes: List[int]) -> str:
     add("train: examples/s", "train", "examples_per_second", "{:,.0f}")
     add("train: steady ex/s", "train", "steady_examples_per_second", "{:,.0f}")
     add("train: peak MB", "train", "peak_tree_rss_mb", "{:,.0f}")
+    add("before: 1 epoch s", "train_before", "epoch_seconds", "{:.1f}")
+    add("before: examples/s", "train_before", "examples_per_second", "{:,.0f}")
+    add("before: steady ex/s", "train_before", "steady_examples_per_second", "{:,.0f}")
+    rows.append(("ratio examples/s", [
+        value(label, "train", "examples_per_second") / value(label, "train_before",
+                                                             "examples_per_second")
+        if value(label, "train_before", "examples_per_second") else None
+        for label in labels], "x{:.2f}"))
 
     width = 14
     header = f"{'':<22}" + "".join(f"{label:>{width}}" for label in labels)
@@ -267,6 +283,10 @@ def main() -> None:
     parser.add_argument("--work", help="scratch folder (default: a new temporary one, removed "
                         "after each size unless --keep)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch data")
+    parser.add_argument("--before", metavar="REV",
+                        help="also time the train step with the code of this git revision (a "
+                        "worktree, removed afterwards), right after this code's, on the same "
+                        "Transform output: the before/after rows and their ratio")
     parser.add_argument("--beam-mode", default="auto",
                         help="the pipeline's beam_mode for the transform step: auto (its "
                         "default), in_memory or multi_processing")
@@ -291,6 +311,13 @@ def main() -> None:
     base = args.work or tempfile.mkdtemp(prefix="towergraph-scale-")
     os.makedirs(base, exist_ok=True)
     print(f"scratch: {base}; {os.cpu_count()} cores; steps {steps}", flush=True)
+    before_tree = None
+    if args.before:
+        if "train" not in steps:
+            parser.error("--before compares the train step: include train")
+        before_tree = os.path.join(base, f"before-{args.before}")
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f",
+                        before_tree, args.before], check=True, stdout=subprocess.DEVNULL)
 
     results: Dict[str, Dict] = {}
     started = time.perf_counter()
@@ -305,6 +332,11 @@ def main() -> None:
                 results[label][step] = result
                 print(f"{label} {step}: {result['wall_seconds']:.1f} s, "
                       f"peak {result['peak_tree_rss_mb']:,.0f} MB", flush=True)
+                if step == "train" and before_tree:
+                    result = run_step(step, work, size, log, tree=before_tree)
+                    results[label]["train_before"] = result
+                    print(f"{label} train with {args.before}: "
+                          f"{result['wall_seconds']:.1f} s", flush=True)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -334,6 +366,9 @@ def main() -> None:
                                   ("train", "peak_tree_rss_mb"))},
             "wall_seconds": wall,
         }, indent=2))
+    if before_tree:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", before_tree],
+                       check=False)
     if not args.work and not args.keep:
         shutil.rmtree(base, ignore_errors=True)
 
