@@ -257,6 +257,96 @@ def test_recentre_and_go_back(app, client):
     assert at.subheader[0].value.replace("\\", "") == client.item_info([centre])[0].title
 
 
+def sent_order(messages):
+    """What a run sent, in the order it was sent: ("graph", component key) for the graph
+    components, ("Matches", label) for the match list, ("query", label) for the search box."""
+    order = []
+    for message in messages:
+        element = message.delta.new_element if message.HasField("delta") else None
+        if element is None or not element.ListFields():
+            continue
+        kind = element.WhichOneof("type")
+        if kind == "bidi_component" and element.bidi_component.component_name.endswith("towergraph_graph"):
+            order.append(("graph", element.bidi_component.id))
+        elif kind == "selectbox" and element.selectbox.label.startswith("Matches"):
+            order.append(("Matches", element.selectbox.label))
+        elif kind == "text_input" and element.text_input.label == "Find an item by title":
+            order.append(("query", element.text_input.label))
+    return order
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """The messages of each AppTest run, in the order the script sent them."""
+    from streamlit.testing.v1 import local_script_runner
+
+    runs = []
+    parse = local_script_runner.parse_tree_from_messages
+
+    def recording(messages):
+        runs.append(list(messages))
+        return parse(messages)
+
+    monkeypatch.setattr(local_script_runner, "parse_tree_from_messages", recording)
+    return runs
+
+
+def assert_graph_sent_first(messages):
+    kinds = [kind for kind, _ in sent_order(messages)]
+    assert kinds[:1] == ["graph"] and "Matches" in kinds and "query" in kinds, kinds
+    assert kinds.index("graph") < kinds.index("query") < kinds.index("Matches"), kinds
+
+
+def test_on_an_enter_the_graph_is_sent_before_the_search(app, client, sent):
+    """The graph's messages go out before the search widgets' (the browser renders them
+    first), and the centre chosen before the widgets is the one they show: the best match on
+    an Enter, another match picked in the list, a suggestion picked by its title."""
+    at = search(app.run(), "Robot Chronicles 1")
+    found = data.search(client, "Robot Chronicles 1")
+    matches = [item.item_id for item in found]
+    assert len(matches) > 2
+    listed = at.selectbox(key="match::Robot Chronicles 1")
+    assert listed.value == matches[0] == at.session_state["centre"]
+    assert list(listed.options) == [views.item_label(item.item_id, item.title)
+                                    for item in found]
+    assert at.subheader[0].value == client.item_info([matches[0]])[0].title
+    assert_graph_sent_first(sent[-1])
+    # visual order is unchanged: the search box above the graph
+    kinds = [type(element).__name__ for element in at.main]
+    assert kinds.index("TextInput") < kinds.index("Selectbox") < kinds.index("Subheader")
+
+    listed.set_value(matches[2]).run()               # another match, picked in the list
+    assert not at.exception
+    assert at.selectbox(key="match::Robot Chronicles 1").value == matches[2]
+    assert at.session_state["centre"] == matches[2]
+    assert at.session_state["trail"] == [matches[0]]
+    assert at.subheader[0].value == client.item_info([matches[2]])[0].title
+    assert_graph_sent_first(sent[-1])
+
+    at.run()                                          # a rerun keeps the pick and the centre
+    assert at.selectbox(key="match::Robot Chronicles 1").value == matches[2]
+    assert at.session_state["centre"] == matches[2]
+
+    # A suggestion picked while typing (what its callback leaves: its title is the query, it
+    # is the pick and the centre) stays the pick when the search does not list it. (In the
+    # tiny world every title finds its own item first: here the picked item's title is set.)
+    query = tiny_world.title_of(3)
+    listed_ids = [item.item_id for item in data.search(client, query)]
+    picked = next(str(item) for item in range(tiny_world.N_ITEMS)
+                  if str(item) not in listed_ids)
+    at.session_state["titles"] = {**at.session_state["titles"], picked: query}
+    at.session_state["query"] = query
+    at.session_state["picked"] = picked
+    at.session_state["centre"], at.session_state["trail"] = picked, [matches[2]]
+    at.run()
+    assert not at.exception
+    listed = at.selectbox(key=f"match::{query}")
+    assert listed.value == picked and listed.options[0].endswith(f"(#{picked})")
+    assert at.session_state["centre"] == picked
+    assert at.subheader[0].value == tiny_world.title_of(int(picked))
+    assert_graph_sent_first(sent[-1])
+
+
 def test_a_link_opens_an_item_and_titles_stay_text(app):
     app.query_params["item"] = str(tiny_world.HOSTILE_ITEM)
     at = app.run()

@@ -14,6 +14,7 @@ import os
 import secrets
 import sys
 import time
+from typing import List, NamedTuple, Optional, Tuple
 
 # `streamlit run ui/app.py` puts ui/ on sys.path, not the project: make `ui` and `serving`
 # importable from a checkout as well as from an installed package.
@@ -191,36 +192,85 @@ def _picked_suggestion(nav: state.Navigation):
     return pick
 
 
-def find_item(conn: state.Connection, nav: state.Navigation) -> None:
-    query = st.text_input("Find an item by title", key="query",
-                          placeholder="type a few words of a title: suggestions appear; "
-                                      "Enter lists all matches")
-    suggest.show("query", "suggest", lambda text: cached_search(conn, text),
-                 _picked_suggestion(nav))
+class Found(NamedTuple):
+    """What the search box's query gives, worked out before any search widget is drawn: the
+    matches as the match list offers them and the one it shows unless another was picked
+    there, or a message for the reader."""
+    query: str
+    ids: List[str]
+    index: int = 0
+    problem: Optional[Tuple[str, str]] = None      # ("error" | "info", message)
+
+
+def _match_key(query: str) -> str:
+    return f"match::{query}"
+
+
+def search_box(conn: state.Connection) -> Found:
+    """The query's matches, from the query's value in the session state (the text input's
+    value, there before the widget is drawn). The match list's rules: the best match first;
+    a suggestion picked by its title stays the pick, even when the search ranks it lower or
+    not at all."""
+    query = st.session_state.get("query")
+    query = query if isinstance(query, str) else ""
     if not query.strip():
-        return
+        return Found(query, [])
     try:
         matches = cached_search(conn, query)
     except ServingError as error:
-        st.error(md(guard.public_message(error, "Search")))
-        return
+        return Found(query, [], problem=("error", guard.public_message(error, "Search")))
     if not matches:
-        st.info(md(f"No title matches {query.strip()!r}."))
-        return
+        return Found(query, [], problem=("info", f"No title matches {query.strip()!r}."))
     _remember(matches)
     ids = [item.item_id for item in matches]
     chosen = st.session_state.get("picked")
     if chosen not in ids and chosen is not None and \
             " ".join(str(_titles().get(chosen, "")).split()) == " ".join(query.split()):
         ids.insert(0, chosen)     # a suggestion picked by its title: it stays the pick
-    picked = st.selectbox(f"Matches ({len(ids)}): pick one to centre the graph on", ids,
-                          format_func=_labeller(ids), key=f"match::{query}",
-                          index=ids.index(chosen) if chosen in ids else 0)
-    # A new pick (a new query's best match, or another match) moves the centre; re-centring
-    # in the graph leaves the pick alone, so it does not pull the centre back.
-    if picked != st.session_state.get("picked"):
-        st.session_state["picked"] = picked
-        nav.go_to(picked)
+    return Found(query, ids, ids.index(chosen) if chosen in ids else 0)
+
+
+def shown_match(found: Found) -> Optional[str]:
+    """The match the match list will show: the one picked in it (its value in the session
+    state, kept from the list's last run) or else its default; None without matches."""
+    if not found.ids:
+        return None
+    picked = st.session_state.get(_match_key(found.query))
+    return picked if picked in found.ids else found.ids[found.index]
+
+
+def follow_pick(nav: state.Navigation, picked: Optional[str]) -> bool:
+    """A new pick (a new query's best match, or another match) moves the centre; re-centring
+    in the graph leaves the pick alone, so it does not pull the centre back."""
+    if picked is None or picked == st.session_state.get("picked"):
+        return False
+    st.session_state["picked"] = picked
+    nav.go_to(picked)
+    return True
+
+
+def find_item(conn: state.Connection, nav: state.Navigation, found: Found) -> None:
+    """The search box, its suggestions and the match list, drawn after the graph: the centre
+    they choose was followed before (search_box, shown_match)."""
+    st.text_input("Find an item by title", key="query",
+                  placeholder="type a few words of a title: suggestions appear; "
+                              "Enter lists all matches")
+    suggest.show("query", "suggest", lambda text: cached_search(conn, text),
+                 _picked_suggestion(nav))
+    if found.problem:
+        kind, message = found.problem
+        (st.error if kind == "error" else st.info)(md(message))
+    if not found.ids:
+        return
+    picked = st.selectbox(f"Matches ({len(found.ids)}): pick one to centre the graph on",
+                          found.ids, format_func=_labeller(found.ids),
+                          key=_match_key(found.query), index=found.index)
+    # The list shows what shown_match said; should it not, the list is right: the tab is run
+    # again around its pick (once: the next run reads the pick from the list itself).
+    if follow_pick(nav, picked) and not st.session_state.pop("search_rerun", False):
+        st.session_state["search_rerun"] = True
+        st.rerun(scope="fragment")
+    st.session_state.pop("search_rerun", None)
 
 
 def _recentre(nav: state.Navigation, widget_key: str) -> None:
@@ -379,31 +429,47 @@ def graph_tab(conn: state.Connection, depth: int, fanout: int, nav: state.Naviga
 
 def graph_tab_content(conn: state.Connection, depth: int, fanout: int,
                       nav: state.Navigation) -> None:
-    find_item(conn, nav)
-    if nav.centre is None:
-        start_page(conn, nav)
+    """The search above the graph on the page, but the graph's messages are sent first: the
+    browser renders the new graph without waiting for the search widgets (on an Enter, the
+    match list and the rest of the search arrive after the graph). The centre is chosen from
+    the query before any of them is drawn (search_box, shown_match), by the same rules."""
+    found = search_box(conn)
+    follow_pick(nav, shown_match(found))
+    bundle = key = problem = None
+    if nav.centre is not None:
+        key = state.graph_key(conn, nav.centre, depth, fanout)
+        try:
+            bundle = cached_graph(key)
+        except UnknownItems:
+            same_version(conn)        # a newer model may know it: the whole page reruns
+            problem = (st.warning, f"Item {nav.centre!r} is not in version {conn.version} "
+                                   f"of the model; going back.")
+            nav.forget()
+        except ServingError as error:
+            problem = (st.error, guard.public_message(error, "Building the graph"))
+    # Made once the graph is at hand, in the page's order, and filled graph first.
+    search, graph = st.container(), st.container()
+    with graph:
+        if problem:
+            show, message = problem
+            show(md(message))
+        elif bundle is None:
+            start_page(conn, nav)
+        else:
+            _titles().update(views.node_titles(bundle.result))
+            if st.query_params.get("item") != nav.centre:
+                st.query_params["item"] = nav.centre  # a link to this centre: ?item=ID
+            graph_panel(bundle, key, nav)
+    with search:
+        find_item(conn, nav, found)
+    if bundle is None:
         return
-    key = state.graph_key(conn, nav.centre, depth, fanout)
-    try:
-        bundle = cached_graph(key)
-    except UnknownItems:
-        same_version(conn)        # a newer model may know it: the whole page reruns
-        st.warning(md(f"Item {nav.centre!r} is not in version {conn.version} of the model; "
-                      f"going back."))
-        nav.forget()
-        return
-    except ServingError as error:
-        st.error(md(guard.public_message(error, "Building the graph")))
-        return
-    _titles().update(views.node_titles(bundle.result))
-    if st.query_params.get("item") != nav.centre:
-        st.query_params["item"] = nav.centre  # a link to this centre: ?item=ID
-    graph_panel(bundle, key, nav)
     try:
         ahead = cached_next(key)
     except ServingError:
         ahead = graph_view.next_data(key.item, {}, data.GRAPH_HEIGHT_PX, graph_context(key))
-    graph_view.show_next("graph-next", ahead)      # last: the graph above is drawn first
+    with graph:
+        graph_view.show_next("graph-next", ahead)  # last: the graph above is drawn first
 
 
 # -- the compare tab ------------------------------------------------------------------------------
