@@ -298,7 +298,7 @@ def assert_graph_sent_first(messages):
 
 
 def test_on_an_enter_the_graph_is_sent_before_the_search(app, client, sent):
-    """The graph's messages go out before the search widgets' (the browser renders them
+    """A new graph's messages go out before the search widgets' (the browser renders them
     first), and the centre chosen before the widgets is the one they show: the best match on
     an Enter, another match picked in the list, a suggestion picked by its title."""
     at = search(app.run(), "Robot Chronicles 1")
@@ -326,6 +326,9 @@ def test_on_an_enter_the_graph_is_sent_before_the_search(app, client, sent):
     at.run()                                          # a rerun keeps the pick and the centre
     assert at.selectbox(key="match::Robot Chronicles 1").value == matches[2]
     assert at.session_state["centre"] == matches[2]
+    # With the same graph (typing: the suggestions' reruns) the search goes first, as before.
+    kinds = [kind for kind, _ in sent_order(sent[-1])]
+    assert kinds.index("query") < kinds.index("Matches") < kinds.index("graph"), kinds
 
     # A suggestion picked while typing (what its callback leaves: its title is the query, it
     # is the pick and the centre) stays the pick when the search does not list it. (In the

@@ -429,10 +429,11 @@ def graph_tab(conn: state.Connection, depth: int, fanout: int, nav: state.Naviga
 
 def graph_tab_content(conn: state.Connection, depth: int, fanout: int,
                       nav: state.Navigation) -> None:
-    """The search above the graph on the page, but the graph's messages are sent first: the
-    browser renders the new graph without waiting for the search widgets (on an Enter, the
-    match list and the rest of the search arrive after the graph). The centre is chosen from
-    the query before any of them is drawn (search_box, shown_match), by the same rules."""
+    """The search above the graph on the page, but a new graph's messages are sent first: the
+    browser renders it without waiting for the search widgets (on an Enter, the match list
+    and the rest of the search arrive after the graph; the browser renders the messages that
+    arrive within about 10 ms together). The centre is chosen from the query before any
+    search widget is drawn (search_box, shown_match), by the same rules."""
     found = search_box(conn)
     follow_pick(nav, shown_match(found))
     bundle = key = problem = None
@@ -442,26 +443,37 @@ def graph_tab_content(conn: state.Connection, depth: int, fanout: int,
             bundle = cached_graph(key)
         except UnknownItems:
             same_version(conn)        # a newer model may know it: the whole page reruns
-            problem = (st.warning, f"Item {nav.centre!r} is not in version {conn.version} "
-                                   f"of the model; going back.")
+            problem = ("warning", f"Item {nav.centre!r} is not in version {conn.version} "
+                                  f"of the model; going back.")
             nav.forget()
         except ServingError as error:
-            problem = (st.error, guard.public_message(error, "Building the graph"))
-    # Made once the graph is at hand, in the page's order, and filled graph first.
+            problem = ("error", guard.public_message(error, "Building the graph"))
+    # Made once the graph is at hand, in the page's order. Filled graph first when the graph
+    # changes (an Enter, a pick, a click, a back step); else (typing: the suggestions, or
+    # the match list's reruns) the search first, the graph being the same as before.
     search, graph = st.container(), st.container()
-    with graph:
-        if problem:
-            show, message = problem
-            show(md(message))
-        elif bundle is None:
-            start_page(conn, nav)
-        else:
-            _titles().update(views.node_titles(bundle.result))
-            if st.query_params.get("item") != nav.centre:
-                st.query_params["item"] = nav.centre  # a link to this centre: ?item=ID
-            graph_panel(bundle, key, nav)
-    with search:
-        find_item(conn, nav, found)
+    graph_first = st.session_state.get("drawn_graph") != (key, problem)
+    st.session_state["drawn_graph"] = (key, problem)
+
+    def fill_graph() -> None:
+        with graph:
+            if problem:
+                kind, message = problem
+                (st.warning if kind == "warning" else st.error)(md(message))
+            elif bundle is None:
+                start_page(conn, nav)
+            else:
+                _titles().update(views.node_titles(bundle.result))
+                if st.query_params.get("item") != nav.centre:
+                    st.query_params["item"] = nav.centre  # a link to this centre: ?item=ID
+                graph_panel(bundle, key, nav)
+
+    def fill_search() -> None:
+        with search:
+            find_item(conn, nav, found)
+
+    for fill in ((fill_graph, fill_search) if graph_first else (fill_search, fill_graph)):
+        fill()
     if bundle is None:
         return
     try:
