@@ -8,6 +8,7 @@ stdout is a pipe there, so the display is plain lines.
 import io
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -201,8 +202,7 @@ def quiet_run(tmp_path_factory):
     made = _towergraph("data", "synthetic", "--output", data, "--users", 300, "--items", 80,
                        "--genres", 4, "--ratings-per-user", 15)
     assert made.returncode == 0, made.stderr
-    result = _towergraph("run", "--data", data, "--output", output, "--epochs", 2,
-                         "--beam-mode", "in_memory")
+    result = _towergraph("run", "--data", data, "--output", output, "--epochs", 2)
     return data, output, result
 
 
@@ -223,6 +223,9 @@ def test_run_prints_a_few_lines_and_logs_everything_else(quiet_run):
     assert not any("top_" in line or "0.0000e+00" in line for line in epochs)
     assert any(line.startswith("gate: ") for line in lines)
     assert ("pushed: nothing" in result.stdout) == (result.returncode == 1)
+    # beam_mode auto picked the in-memory runner for this small input, and says so.
+    assert re.search(r"^ran on: Beam DirectRunner in_memory \(auto, by input size\); "
+                     r"training on (CPU \(\d+ cores\)|GPU \(.+\))$", result.stdout, re.M)
     text = log.read_text()
     assert TFX_LOG_LINE in text and TFX_LOG_LINE not in result.stdout + result.stderr
     # Third-party output written natively (TensorFlow's C++ logs) or through Python's

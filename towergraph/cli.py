@@ -122,6 +122,20 @@ def _run_pipeline(config: PipelineConfig, args: argparse.Namespace, progress):
     return latest_run_summary(config)
 
 
+def ran_on(config: PipelineConfig) -> str:
+    """Where the run's work ran: the Beam mode (auto's choice said as such) and the device
+    the Trainer trained on (a GPU when TensorFlow sees one: it is used with no flag)."""
+    import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
+    import tensorflow as tf
+    gpus = tf.config.list_physical_devices("GPU")
+    names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+             for gpu in gpus]
+    device = f"GPU ({', '.join(names)})" if gpus else f"CPU ({os.cpu_count()} cores)"
+    mode = config.resolved_beam_mode()
+    beam = f"{mode} (auto, by input size)" if config.beam_mode == "auto" else mode
+    return f"ran on: Beam DirectRunner {beam}; training on {device}"
+
+
 def _run_quiet(config: PipelineConfig, args: argparse.Namespace) -> int:
     """Progress lines and the summary on the console, every other output in the log file."""
     from towergraph.console import ComponentProgress, log_path_for, quiet_output, renderer_for
@@ -152,6 +166,7 @@ def _run_quiet(config: PipelineConfig, args: argparse.Namespace) -> int:
             raise
         _report_failure(error, failed, log_path)
         return 3
+    print(ran_on(config))
     print(summary.describe(components=False))
     return 0 if summary.pushed else 1
 
@@ -173,6 +188,7 @@ def _run_verbose(config: PipelineConfig, args: argparse.Namespace) -> int:
         traceback.print_exc()
         _report_failure(error, failed, None)
         return 3
+    print(ran_on(config))
     print(summary.describe())
     return 0 if summary.pushed else 1
 
