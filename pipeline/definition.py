@@ -115,6 +115,7 @@ def _cut(components: List, until: Optional[str]) -> List:
 def local_beam_args(config: PipelineConfig) -> List[str]:
     """Beam DirectRunner flags: the configured mode (auto: by the input's size, see
     PipelineConfig.resolved_beam_mode), one worker per core unless beam_workers says."""
-    workers = config.beam_workers or os.cpu_count() or 1
-    return [f"--direct_running_mode={config.resolved_beam_mode()}",
-            f"--direct_num_workers={workers}"]
+    mode = config.resolved_beam_mode()
+    # The in-memory runner is one process: a worker count would only draw Beam's warning.
+    workers = 1 if mode == "in_memory" else config.beam_workers or os.cpu_count() or 1
+    return [f"--direct_running_mode={mode}", f"--direct_num_workers={workers}"]
