@@ -268,3 +268,33 @@ def test_fused_training_loss_equals_the_tfrs_retrieval_loss(extra, logq):
     for want, got in zip(tape.gradient(a, [queries, candidates]),
                          tape.gradient(b, [queries, candidates])):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("extra", [0, 4])
+def test_fused_loss_with_a_positive_offset_splits_the_global_batch_exactly(extra):
+    """Under several replicas each one's queries meet the gathered global batch's candidates
+    with their positives at the replica's offset: the replicas' losses and gradients add up to
+    the one-process loss of the whole batch (uneven replica batches included)."""
+    from trainer.model import sampled_softmax_loss
+
+    rng = np.random.default_rng(5)
+    batch, dim, first = 11, 8, 6          # replica 0: queries 0..5, replica 1: 6..10
+    queries = tf.math.l2_normalize(tf.constant(rng.normal(size=(batch, dim)), tf.float32), -1)
+    candidates = tf.math.l2_normalize(
+        tf.constant(rng.normal(size=(batch + extra, dim)), tf.float32), -1)
+    rows = tf.constant(rng.integers(0, 5, size=batch + extra), tf.int64)
+    probability = tf.constant(rng.uniform(1e-3, 0.3, size=batch + extra), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([queries, candidates])
+        whole = sampled_softmax_loss(queries, candidates, rows, probability, 0.2)
+        parts = [sampled_softmax_loss(queries[start:stop], candidates, rows, probability, 0.2,
+                                      positive_offset=tf.constant(start))
+                 for start, stop in ((0, first), (first, batch))]
+        split = parts[0] + parts[1]
+    assert float(split) == pytest.approx(float(whole), rel=1e-5)
+    # The second replica's loss alone is not the first's: the offset moves the positives.
+    assert float(parts[1]) != pytest.approx(float(sampled_softmax_loss(
+        queries[first:], candidates, rows, probability, 0.2)), rel=1e-3)
+    for want, got in zip(tape.gradient(whole, [queries, candidates]),
+                         tape.gradient(split, [queries, candidates])):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)

@@ -209,17 +209,19 @@ _MIN_SAMPLING_PROBABILITY = 1e-6
 
 @tf.function(jit_compile=True)
 def _loss_and_gradients(queries, candidates, candidate_rows, sampling_probability,
-                        temperature):
+                        temperature, positive_offset):
     """One XLA-fused pass: the loss and its gradients with respect to both towers' vectors."""
     logits = (tf.matmul(queries, candidates, transpose_b=True) / temperature
               - tf.math.log(tf.clip_by_value(sampling_probability,
                                              _MIN_SAMPLING_PROBABILITY, 1.0))[None, :])
-    batch = tf.shape(queries)[0]
-    positive = tf.eye(batch, tf.shape(candidates)[0], dtype=tf.bool)
-    hit = tf.equal(candidate_rows[:batch, None], candidate_rows[None, :]) & ~positive
+    # Query i's positive is candidate positive_offset + i.
+    positions = tf.cast(positive_offset, tf.int32) + tf.range(tf.shape(queries)[0])
+    positive = tf.equal(positions[:, None], tf.range(tf.shape(candidates)[0])[None, :])
+    hit = (tf.equal(tf.gather(candidate_rows, positions)[:, None], candidate_rows[None, :])
+           & ~positive)
     logits = tf.where(hit, logits + _ACCIDENTAL_HIT_LOGIT, logits)
     log_normaliser = tf.reduce_logsumexp(logits, axis=1)
-    loss = tf.reduce_sum(log_normaliser - tf.linalg.diag_part(logits))
+    loss = tf.reduce_sum(log_normaliser - tf.reduce_sum(tf.where(positive, logits, 0.0), axis=1))
     # d loss / d logits = softmax - one-hot(positive); then through the dot products.
     d_logits = (tf.exp(logits - log_normaliser[:, None])
                 - tf.cast(positive, logits.dtype)) / temperature
@@ -228,7 +230,7 @@ def _loss_and_gradients(queries, candidates, candidate_rows, sampling_probabilit
 
 
 def sampled_softmax_loss(queries, candidates, candidate_rows, sampling_probability,
-                         temperature):
+                         temperature, positive_offset=0):
     """The training loss: tfrs.tasks.Retrieval's loss with its temperature, log-Q correction
     and accidental-hit removal (tests/test_model.py checks loss and gradients are equal),
     computed with its gradients in one XLA-fused pass. On CPU the unfused version's passes
@@ -236,24 +238,48 @@ def sampled_softmax_loss(queries, candidates, candidate_rows, sampling_probabili
     step; this takes about a third of its time.
 
     Args:
-      queries: [B, D] query vectors; query i's positive is candidate i.
-      candidates: [B + extra, D] candidate vectors (extra: uniform negatives).
-      candidate_rows: [B + extra] catalogue rows: a candidate with the same row as query i's
+      queries: [B, D] query vectors; query i's positive is candidate positive_offset + i.
+      candidates: [C, D] candidate vectors (C >= positive_offset + B): the batch's items, and
+        under several replicas every replica's (TwoTowerModel._global_batch_loss), then any
+        uniform negatives.
+      candidate_rows: [C] catalogue rows: a candidate with the same row as query i's
         positive is not a negative for query i.
-      sampling_probability: [B + extra] each candidate's expected share of the negatives
+      sampling_probability: [C] each candidate's expected share of the negatives
         (log-Q correction), or ones for none.
       temperature: logits are dot products divided by this.
+      positive_offset: where the queries' positives start among the candidates (0 in one
+        process; the replica's offset in the gathered global batch under several).
     Returns:
-      The summed softmax cross-entropy over the batch (Retrieval's SUM reduction).
+      The summed softmax cross-entropy over the B queries (Retrieval's SUM reduction).
     """
 
     @tf.custom_gradient
     def loss(queries, candidates):
         value, d_queries, d_candidates = _loss_and_gradients(
-            queries, candidates, candidate_rows, sampling_probability, temperature)
+            queries, candidates, candidate_rows, sampling_probability, temperature,
+            positive_offset)
         return value, lambda upstream: (upstream * d_queries, upstream * d_candidates)
 
     return loss(queries, candidates)
+
+
+def _never_empty(gradient):
+    """A sparse gradient (an embedding's IndexedSlices) with a zero row for index 0 added.
+
+    The replicas' sparse gradients are summed by all-gathering their rows, and with
+    MultiWorkerMirroredStrategy on CPU, TensorFlow 2.16's ring all-gather segfaults
+    (RingGatherer -> CollectiveRemoteAccessLocal::MemCpyAsync) when one replica's tensor has
+    no rows: an embedding none of whose rows that replica's batch touched (the authors' bag of
+    a data set without authors; tests/test_multiworker.py ran into it). A zero row changes no
+    sum, and Adagrad's update of a row whose gradient is zero leaves the row as it was.
+    """
+    if not isinstance(gradient, tf.IndexedSlices):
+        return gradient
+    values, indices = gradient.values, gradient.indices
+    zero = tf.zeros(tf.concat([[1], tf.shape(values)[1:]], axis=0), values.dtype)
+    return tf.IndexedSlices(tf.concat([values, zero], axis=0),
+                            tf.concat([indices, tf.zeros([1], indices.dtype)], axis=0),
+                            gradient.dense_shape)
 
 
 class TwoTowerModel(tfrs.Model):
@@ -296,6 +322,23 @@ class TwoTowerModel(tfrs.Model):
             remove_accidental_hits=True,
         )
 
+    def train_step(self, inputs):
+        """tfrs.Model's step; under several replicas no sparse gradient is empty (see
+        _never_empty), as TensorFlow's CPU ring all-gather crashes on an empty tensor."""
+        if self.distribute_strategy.num_replicas_in_sync <= 1:
+            return super().train_step(inputs)
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(inputs, training=True)
+            regularization_loss = sum(self.losses)
+            total_loss = loss + regularization_loss
+        gradients = tape.gradient(total_loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(map(_never_empty, gradients),
+                                           self.trainable_variables))
+        metrics = {metric.name: metric.result() for metric in self.metrics}
+        metrics.update(loss=loss, regularization_loss=regularization_loss,
+                       total_loss=total_loss)
+        return metrics
+
     def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False):
         # Interactions with items outside the catalogue are dropped by the input pipeline
         # (trainer.dataset.keep_items), so every row here is >= 0.
@@ -303,6 +346,9 @@ class TwoTowerModel(tfrs.Model):
         # Only a history-pooling user tower needs the target's row (to leave it out).
         leave_out = rows if self.query_tower.item_embedding is not None else None
         queries = self.query_tower(features[USER_ID], leave_out=leave_out)
+        replicas = tf.distribute.get_replica_context()
+        if training and replicas is not None and replicas.num_replicas_in_sync > 1:
+            return self._global_batch_loss(replicas, queries, rows)
         extra = self.config.uniform_negatives if training else 0
         if extra:
             rows = tf.concat([rows, tf.random.uniform([extra], 0, len(self.catalog),
@@ -328,6 +374,52 @@ class TwoTowerModel(tfrs.Model):
         self.mean_loss.update_state(loss)
         return loss
 
+    def _global_batch_loss(self, replicas: tf.distribute.ReplicaContext, queries, rows):
+        """The training loss of this replica's queries against the global batch, under a
+        multi-replica strategy (trainer/distribute.py): the softmax is over the same
+        candidates as one process training on the whole global batch.
+
+        Every replica's candidate vectors are all-gathered (differentiable: the gradient of
+        a gathered vector is summed over the replicas whose queries used it and comes back to
+        the replica that computed it), with their catalogue rows and owning replica; this
+        replica's positives start at the number of gathered candidates owned by lower
+        replicas (replica batches may differ in size). Sampling probabilities are gathered by
+        row, as in one process, and uniform negatives are the same rows on every replica
+        (drawn from the seed and the optimizer's step, so config.uniform_negatives is per
+        global batch, as in one process).
+
+        Gradients: each replica's loss is the SUM over its own queries, and the optimizer
+        sums the replicas' gradients (tf_keras' apply_gradients all-reduces with SUM, and
+        tfrs.Model.train_step does not scale by the number of replicas), so the applied
+        gradient is that of the global batch's summed loss: the one-process gradient.
+        """
+        local = self.candidate_tower.from_rows(rows)
+        owner = tf.fill(tf.shape(rows), tf.cast(replicas.replica_id_in_sync_group, tf.int64))
+        candidates = replicas.all_gather(local, axis=0)
+        gathered = replicas.all_gather(tf.stack([rows, owner], axis=1), axis=0)
+        all_rows = gathered[:, 0]
+        offset = tf.reduce_sum(tf.cast(
+            gathered[:, 1] < tf.cast(replicas.replica_id_in_sync_group, tf.int64), tf.int32))
+        extra = self.config.uniform_negatives
+        if extra:
+            uniform = tf.random.stateless_uniform(
+                [extra], seed=tf.stack([tf.constant(self.config.seed, tf.int64),
+                                        tf.cast(self.optimizer.iterations, tf.int64)]),
+                minval=0, maxval=len(self.catalog), dtype=tf.int64)
+            candidates = tf.concat([candidates, self.candidate_tower.from_rows(uniform)], 0)
+            all_rows = tf.concat([all_rows, uniform], axis=0)
+        probability = tf.ones_like(all_rows, tf.float32)
+        if self.config.logq_correction:
+            batch = tf.cast(tf.shape(gathered)[0], tf.float32)
+            probability = (tf.gather(self.sampling_probability, all_rows)
+                           + extra / batch / len(self.catalog))
+        loss = sampled_softmax_loss(queries, candidates, all_rows, probability,
+                                    self.config.temperature, positive_offset=offset)
+        # Keras' logs add up the replicas' own results (tf_keras' "auto" reduction is a sum),
+        # so the logged mean_loss is the mean of the global batches' summed losses.
+        self.mean_loss.update_state(loss)
+        return loss
+
     def index_catalog(self) -> None:
         """Indexes the current item vectors for the top-K metrics; call before evaluate()."""
         self.top_k_index.index(self.item_embeddings(),
@@ -348,6 +440,10 @@ def compile_model(vocabularies: Vocabularies, catalog: Catalog, config: ModelCon
     tf.keras.utils.set_random_seed(config.seed)
     model = TwoTowerModel(vocabularies, catalog, config,
                           histories if config.user_history else None)
+    # Several steps per call run in a graph loop whose iterations may overlap, and under
+    # MultiWorkerMirroredStrategy their collectives then pair across steps ("Shape mismatch in
+    # the collective instance", tests/test_multiworker.py): one step per call there.
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
     model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=config.learning_rate),
-                  steps_per_execution=STEPS_PER_EXECUTION)
+                  steps_per_execution=STEPS_PER_EXECUTION if replicas == 1 else 1)
     return model

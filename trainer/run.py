@@ -10,16 +10,26 @@ Two models come out of one Trainer run, trained by the same functions (trainer/t
              get. With refit_on_all false the candidate itself is pushed.
 
 Only hyperparameters travel in custom_config; data and vocabularies come through channels.
+
+Several workers (Vertex's `replica_count > 1`, TF_CONFIG naming several tasks): every worker
+runs run_fn with the same arguments, they train each model together under
+MultiWorkerMirroredStrategy (trainer/distribute.py) and all evaluate (the metrics' collectives
+need every worker); only the chief writes the exports, the others save to a temporary folder
+they delete, as TensorFlow's multi-worker guide does (saving may read variables that need
+every worker).
 """
 
 import logging
 import os
+import shutil
+import tempfile
 
 import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from towergraph.constants import DEFAULT_MAX_K
+from trainer import distribute
 from trainer.config import ModelConfig, from_mapping
 from trainer.export import export_serving_model
 from trainer.progress import EpochLog
@@ -34,19 +44,35 @@ def candidate_dir(model_run_uri: str) -> str:
     return os.path.join(model_run_uri, CANDIDATE_DIR)
 
 
+def export_model(model, export_dir: str, max_k: int) -> None:
+    """Exports to export_dir on the chief (or the only process); any other worker of a
+    multi-worker run exports to a temporary folder it then deletes."""
+    if distribute.is_chief():
+        export_serving_model(model, export_dir, max_k=max_k)
+        return
+    scratch = tempfile.mkdtemp(prefix="towergraph-worker-export-")
+    try:
+        export_serving_model(model, os.path.join(scratch, "model"), max_k=max_k)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def run_fn(fn_args) -> None:
     """Trains the candidate (train split) and the served model, exports both."""
+    distribute.strategy()   # first: a multi-worker strategy must precede any other TF op
     config = from_mapping(ModelConfig, fn_args.custom_config.get("model", {}),
                           "Trainer custom_config[\"model\"]")
     max_k = fn_args.custom_config.get("max_k", DEFAULT_MAX_K)
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    tensorboard = tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)
+    # TensorBoard logs from the chief only: the workers' would overwrite them.
+    tensorboard = ([tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)]
+                   if distribute.is_chief() else [])
 
     candidate = train(transform_output, fn_args.train_files, config,
-                      callbacks=[tensorboard, EpochLog("candidate (train split)")], verbose=0)
+                      callbacks=tensorboard + [EpochLog("candidate (train split)")], verbose=0)
     metrics = evaluate(candidate, transform_output, fn_args.eval_files)
     logging.info("candidate's held-out metrics: %s", metrics)
-    export_serving_model(candidate, candidate_dir(fn_args.model_run_dir), max_k=max_k)
+    export_model(candidate, candidate_dir(fn_args.model_run_dir), max_k=max_k)
 
     served = candidate
     if config.refit_on_all:
@@ -54,4 +80,4 @@ def run_fn(fn_args) -> None:
         served = train(transform_output, list(fn_args.train_files) + list(fn_args.eval_files),
                        config, callbacks=[EpochLog("served model (train + eval)")],
                        verbose=0)
-    export_serving_model(served, fn_args.serving_model_dir, max_k=max_k)
+    export_model(served, fn_args.serving_model_dir, max_k=max_k)

@@ -18,11 +18,12 @@ import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from trainer import distribute
 from trainer.catalog import Catalog, Histories, build_catalog, build_histories
 from trainer.config import ModelConfig
 from trainer.dataset import as_numpy, keep_items, read_batches
 from trainer.features import AUTHORS, GENRES, ITEM_ID, TITLE, USER_ID, VOCABULARIES
-from trainer.model import TwoTowerModel, Vocabularies, compile_model
+from trainer.model import MEAN_LOSS, TwoTowerModel, Vocabularies, compile_model
 
 # Rows per batch when scanning the training examples for the catalogue.
 SCAN_BATCH = 65_536
@@ -94,11 +95,63 @@ def training_data(transform_output: tft.TFTransformOutput, files: Files, catalog
             .prefetch(tf.data.AUTOTUNE))
 
 
+def per_replica(strategy: tf.distribute.Strategy, batches: tf.data.Dataset):
+    """Global batches -> each replica's share of every batch, under a multi-replica strategy.
+
+    Every worker reads the same stream of global batches (the same files, shuffled with the
+    same seed) and keeps its replicas' strided slices of each one: tf.data's DATA sharding,
+    done by hand because auto-sharding by FILE fails with fewer files than workers, and
+    because this way every worker runs the same number of steps (the collectives of a step
+    need every worker) and the replicas together train on exactly one process's global
+    batches. The price: every worker reads and parses the ids of every interaction.
+    Repeated: Keras keeps a distributed dataset's iterator across epochs, so fit() and
+    evaluate() need steps (the global batch count).
+    """
+    batches = batches.with_options(_deterministic())
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        replicas = context.num_replicas_in_sync
+        local = replicas // context.num_input_pipelines
+        first = context.input_pipeline_id * local
+
+        def slices(batch):
+            # A worker's local replicas take consecutive elements: one slice each per step.
+            return tf.data.Dataset.range(first, first + local).map(
+                lambda replica: {name: values[replica::replicas]
+                                 for name, values in batch.items()})
+
+        # Every replica gets at least one interaction per step (an empty all-gather crashes
+        # TensorFlow's CPU ring collective): a last batch smaller than the replicas is left
+        # out, and the next epoch's first batch takes its step.
+        big_enough = batches.filter(lambda batch: tf.shape(batch[ITEM_ID])[0] >= replicas)
+        return big_enough.flat_map(slices).repeat().prefetch(tf.data.AUTOTUNE)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _deterministic() -> tf.data.Options:
+    options = tf.data.Options()
+    options.deterministic = True
+    return options
+
+
+def _steps(data: tf.data.Dataset) -> int:
+    return int(tf.data.experimental.cardinality(data).numpy())
+
+
 def fit(model: TwoTowerModel, data: tf.data.Dataset, epochs: int,
         callbacks: Iterable[tf.keras.callbacks.Callback] = (), verbose: int = 0) -> None:
-    """Trains for `epochs` passes, then indexes the catalogue's final item vectors."""
-    model.fit(data, epochs=epochs, verbose=verbose, callbacks=list(callbacks))
-    model.index_catalog()
+    """Trains for `epochs` passes, then indexes the catalogue's final item vectors. Under a
+    multi-replica strategy (the one the model was built under) each replica trains on its
+    share of every batch of `data` (per_replica)."""
+    strategy = model.distribute_strategy
+    steps = None
+    if strategy.num_replicas_in_sync > 1:
+        data, steps = per_replica(strategy, data), _steps(data)
+    model.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=verbose,
+              callbacks=list(callbacks))
+    with strategy.scope():
+        model.index_catalog()
 
 
 def train(transform_output: tft.TFTransformOutput, files: Files, config: ModelConfig,
@@ -106,6 +159,11 @@ def train(transform_output: tft.TFTransformOutput, files: Files, config: ModelCo
           callbacks: Iterable[tf.keras.callbacks.Callback] = (),
           verbose: int = 0) -> TwoTowerModel:
     """Vocabularies -> catalogue -> compiled model -> fit, on the given transformed examples.
+
+    Under the strategy the environment chooses (trainer/distribute.py): one process as ever,
+    or, when TF_CONFIG names several workers, every worker calls this with the same arguments
+    and they train one model together: config.batch_size is the global batch, split across
+    the replicas, whose in-batch negatives are the whole global batch's (as in one process).
 
     Args:
       transform_output: Transform's output (its vocabularies and feature spec).
@@ -116,12 +174,14 @@ def train(transform_output: tft.TFTransformOutput, files: Files, config: ModelCo
     Returns:
       The trained model, its catalogue indexed for top-k metrics.
     """
+    strategy = distribute.strategy()
     vocabularies = load_vocabularies(transform_output)
     catalog = load_catalog(transform_output, files)
     logging.info("catalogue: %d items, %d users", len(catalog), len(vocabularies.users))
     histories = (load_histories(transform_output, files, catalog, vocabularies.users)
                  if config.user_history else None)
-    model = compile_model(vocabularies, catalog, config, histories)
+    with strategy.scope():
+        model = compile_model(vocabularies, catalog, config, histories)
     fit(model, training_data(transform_output, files, catalog, config,
                              interactions=int(catalog.counts.sum())),
         epochs=config.epochs if epochs is None else epochs, callbacks=callbacks,
@@ -134,4 +194,16 @@ def evaluate(model: TwoTowerModel, transform_output: tft.TFTransformOutput, file
     """Keras' full-catalogue top-k metrics of a trained model on held-out examples."""
     data = training_data(transform_output, files, catalog or model.catalog, model.config,
                          shuffle=False)
-    return model.evaluate(data, return_dict=True, verbose=0)
+    strategy = model.distribute_strategy
+    if strategy.num_replicas_in_sync <= 1:
+        return model.evaluate(data, return_dict=True, verbose=0)
+    # Every worker evaluates its share. Keras' logs add up the replicas' own ratios (tf_keras'
+    # "auto" reduction is a sum): two replicas' top-k accuracies of 0.3 each came back as 0.6
+    # (tests/test_multiworker.py). Read across replicas, a metric sums its totals and counts:
+    # the ratio over every held-out interaction, as in one process.
+    logs = model.evaluate(per_replica(strategy, data), steps=_steps(data), return_dict=True,
+                          verbose=0)
+    for metric in model.metrics:
+        if metric.name in logs and metric.name != MEAN_LOSS:
+            logs[metric.name] = float(metric.result())
+    return logs
