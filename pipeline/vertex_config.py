@@ -58,8 +58,9 @@ class VertexConfigError(ConfigError):
 @dataclasses.dataclass(frozen=True)
 class TrainerSettings:
     machine_type: str = setting("n1-standard-8", "machine of the Trainer's custom job")
-    replica_count: int = setting(1, "machines; more than 1 needs a tf.distribute strategy "
-                                 "in trainer/run.py, which trains on one machine")
+    replica_count: int = setting(1, "machines; more than 1 trains one model on all of them "
+                                 "(MultiWorkerMirroredStrategy, the batch split across them; "
+                                 "the chief exports)")
     accelerator_type: str = setting("", "e.g. NVIDIA_TESLA_T4; empty: CPU only")
     accelerator_count: int = setting(0, "accelerators per machine (with accelerator_type)")
 

@@ -126,6 +126,22 @@ def test_trainer_is_a_vertex_custom_job_on_the_pipeline_image(direct):
     assert custom["model"]["epochs"] == 2 and custom["max_k"] == 100
 
 
+def test_trainer_on_three_machines_is_a_chief_and_two_workers(tmp_path):
+    """replica_count 3: pool 0 is the chief (one replica), pool 1 the two other workers, on
+    the same machine and image; Vertex sets each replica's TF_CONFIG, from which run_fn picks
+    MultiWorkerMirroredStrategy (trainer/distribute.py, tests/test_multiworker.py)."""
+    config, spec = compiled(tmp_path, trainer={"replica_count": 3})
+    pools = trainer_custom_config(spec)["ai_platform_training_args"]["job_spec"][
+        "worker_pool_specs"]
+    assert [pool["replica_count"] for pool in pools] == [1, 2]
+    assert [pool["machine_spec"] for pool in pools] == [{"machine_type": "n1-standard-8"}] * 2
+    assert [pool["container_spec"] for pool in pools] == [{"image_uri": config.image}] * 2
+    # Every replica runs the same Trainer executor (and so the same run_fn).
+    assert executor(spec, "Trainer")["container"]["args"][:2] == [
+        "--executor_class_path",
+        "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"]
+
+
 def test_custom_config_keys_are_the_ones_tfx_reads():
     import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
     from tfx import v1 as tfx
