@@ -79,7 +79,7 @@ lint: $(TOOLS_STAMP)
 bench: install
 	$(BIN)/pip install --quiet --no-deps -r requirements/bench.txt
 	$(BIN)/python bench/quality.py
-	$(BIN)/python bench/pipeline_run.py --json bench/results/pipeline.json
+	$(BIN)/python bench/pipeline_run.py --modes multi_processing,auto --json bench/results/pipeline.json
 	$(BIN)/towergraph data prepare --format movielens --input $(ML_100K) --output $(WORK)/bench/data
 	$(BIN)/towergraph run --data $(WORK)/bench/data --output $(WORK)/bench/run
 	$(BIN)/python bench/serving_latency.py --model-dir $(WORK)/bench/run/serving \
@@ -88,7 +88,7 @@ bench: install
 # Scale: synthetic catalogues of 1M, 3M and 6M ratings (about 20 minutes).
 bench-scale: install
 	$(BIN)/pip install --quiet --no-deps -r requirements/bench.txt
-	$(BIN)/python bench/scale.py --sizes 1m,3m,6m --json bench/results/scale.json
+	$(BIN)/python bench/scale.py --sizes 1m,3m,6m --before e29a468 --json bench/results/scale.json
 
 clean:
 	rm -rf $(WORK) .pytest_cache

@@ -1,6 +1,6 @@
-"""Wall time of the local TFX pipeline, per component, under both Beam DirectRunner modes.
+"""Wall time of the local TFX pipeline, per component, under each Beam DirectRunner mode.
 
-    .venv/bin/python bench/pipeline_run.py [--data work/data] [--modes multi_processing,in_memory]
+    .venv/bin/python bench/pipeline_run.py [--data work/data] [--modes multi_processing,auto]
 
 Without --data it prepares MovieLens-100K from ../shared/data/ml-100k. Each mode runs in a fresh
 output folder (no cache), one after the other in the same process, so the two are compared on
@@ -27,7 +27,8 @@ ML_100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="prepared data (default: ML-100K, prepared here)")
-    parser.add_argument("--modes", default="multi_processing,in_memory")
+    parser.add_argument("--modes", default="multi_processing,auto",
+                        help="beam_mode values to run, in order (auto: the default's choice)")
     parser.add_argument("--json", help="write the results here as JSON")
     args = parser.parse_args()
 
