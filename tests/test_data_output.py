@@ -142,8 +142,9 @@ def test_cli_refusal_exits_2_and_keeps_the_folder(tmp_path, capsys):
 
 # --- temporary folders: errors, signals, leftovers of killed runs ---
 
-def _temporaries(parent, name):
-    return [entry for entry in os.listdir(parent) if entry.startswith(f".{name}.")]
+def _temporaries(parent, name, kind=""):
+    """Our leftovers beside `name`: `.name.tmp-*` (kind "tmp"), `.name.old-*`, or any."""
+    return [entry for entry in os.listdir(parent) if entry.startswith(f".{name}.{kind}")]
 
 
 def _big_input(root, ratings=400_000):
@@ -161,11 +162,25 @@ def _start(tmp_path, *argv):
                             stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for_temporary(process, parent, name, timeout=60):
+def _signal_inside_temporary(process, parent, name, sent, timeout=60):
+    """Delivers `sent` while `process` is provably inside its temporary-folder phase.
+
+    Seeing the folder and then signalling races with the process (a fast write can finish in
+    between, and the signal then lands after success). So: stop the process (SIGSTOP), check
+    that its `.name.tmp-*` folder exists while it cannot move, and only then queue the signal
+    and let it continue; the signal is handled inside the phase. If the folder was gone, let
+    it run on and look again.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _temporaries(parent, name):
-            return
+        if _temporaries(parent, name, kind="tmp"):
+            process.send_signal(signal.SIGSTOP)
+            try:
+                if _temporaries(parent, name, kind="tmp"):
+                    process.send_signal(sent)
+                    return
+            finally:
+                process.send_signal(signal.SIGCONT)
         if process.poll() is not None:
             pytest.fail(f"finished before its temporary folder was seen: "
                         f"{process.communicate()}")
@@ -181,8 +196,7 @@ def test_signal_during_prepare_removes_the_temporary_folder(tmp_path, sent, code
     before = _snapshot(out)
     process = _start(tmp_path, "prepare", "--format", "csv", "--input",
                      str(_big_input(tmp_path / "big")), "--output", str(out))
-    _wait_for_temporary(process, tmp_path, "out")
-    process.send_signal(sent)
+    _signal_inside_temporary(process, tmp_path, "out", sent)
     _, err = process.communicate(timeout=60)
     assert process.returncode == code, err
     assert "interrupted" in err and str(out) in err
@@ -194,8 +208,7 @@ def test_sigterm_during_synthetic_removes_the_temporary_folder(tmp_path):
     out = tmp_path / "syn"
     process = _start(tmp_path, "synthetic", "--output", str(out), "--users", "200000",
                      "--items", "2000", "--ratings-per-user", "50")
-    _wait_for_temporary(process, tmp_path, "syn")
-    process.send_signal(signal.SIGTERM)
+    _signal_inside_temporary(process, tmp_path, "syn", signal.SIGTERM)
     process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM
     assert os.listdir(tmp_path) == []
@@ -205,8 +218,7 @@ def test_a_killed_runs_temporary_folder_is_removed_by_the_next_run(tmp_path):
     out = tmp_path / "syn"
     process = _start(tmp_path, "synthetic", "--output", str(out), "--users", "200000",
                      "--items", "2000", "--ratings-per-user", "50")
-    _wait_for_temporary(process, tmp_path, "syn")
-    process.kill()  # SIGKILL: no cleanup can run
+    _signal_inside_temporary(process, tmp_path, "syn", signal.SIGKILL)  # no cleanup can run
     process.communicate(timeout=60)
     assert len(_temporaries(tmp_path, "syn")) == 1  # left behind, with our marker
     # Look-alikes that are not provably ours stay: no marker, wrong name, a live process.
