@@ -317,8 +317,9 @@ def next_graphs_for(page, centre):
 def test_a_neighbour_is_drawn_before_the_rerun_and_the_page_follows(page, app_url, client):
     """A click on a direct neighbour draws its graph from what the page holds (mark tg-local),
     without waiting for the app; the app's rerun then moves the title, the breadcrumb and the
-    address, and sends the same graph (the page stays on it). The back button draws the graph
-    the page kept, and the app follows it too."""
+    address, and sends the same graph (the page stays on it). The back button goes back to the
+    first graph (drawn from the graph the page kept when that is quicker than the rerun; which
+    one wins is a race, so only the outcome is checked), and the app follows it too."""
     open_app(page, app_url)
     first = client.search("Dragon Chronicles 4", 20)[0]
     search(page, "Dragon Chronicles 4")
@@ -342,10 +343,9 @@ def test_a_neighbour_is_drawn_before_the_rerun_and_the_page_follows(page, app_ur
     expect(page.locator(GRAPH)).to_have_attribute("data-drawn", target)
     assert graph_eval(page, f"network.body.data.nodes.get('{target}').hop") == 0
 
-    page.go_back()                                    # drawn from the graph the page kept
+    page.go_back()             # drawn from the graph the page kept, or by the app's rerun
     expect(page.locator(GRAPH)).to_have_attribute("data-drawn", first.item_id)
     expect(centre_title(page)).to_have_text(first.title)
-    assert marks(page, "tg-local") == local + 2
     expect(page).to_have_url(re.compile(rf"[?&]item={first.item_id}$"))
     assert page.dialogs == []
 

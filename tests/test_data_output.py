@@ -157,9 +157,16 @@ def _big_input(root, ratings=400_000):
     return root
 
 
+def _default_sigint() -> None:
+    # A job started in the background (`make test &`, nohup) inherits SIGINT ignored, and a
+    # Python child then never turns Ctrl-C into KeyboardInterrupt: give the child the
+    # terminal's default, as a user's foreground `towergraph data ...` has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(tmp_path, *argv):
     return subprocess.Popen(TOWERGRAPH + ["data", *argv], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 def _signal_inside_temporary(process, parent, name, sent, timeout=60):
