@@ -39,6 +39,14 @@ class PipelineConfig:
     eval_percent: int = _setting(20, "share of interactions held out for evaluation")
     gate_ks: Tuple[int, ...] = _setting((10, 100), "the model must beat popularity on recall@k for "
                               "each k, or it is not pushed")
+    gate_tolerance: float = _setting(0.005, "the candidate is blessed only if, on every gate k, "
+                                     "its recall@k is at most this much below the model in "
+                                     "production (the latest blessed one) on the same eval "
+                                     "split; the first run is judged against popularity only")
+    warm_start: bool = _setting(True, "the Trainer starts from the model in production: rows of "
+                                "users, items and words in both vocabularies and layers of the "
+                                "same shape are copied, new ones start fresh (false: train "
+                                "from scratch)")
     max_k: int = _setting(DEFAULT_MAX_K, "largest k a serving signature accepts")
     beam_mode: str = _setting("auto", "Beam DirectRunner mode: auto (in_memory while the "
                               "interactions CSV files total at most 64 MiB, about 1.7M "
@@ -58,6 +66,9 @@ class PipelineConfig:
         elif not self.gate_ks or any(k < 1 or k > self.max_k for k in self.gate_ks):
             problems.append(("gate_ks", f"every k must be between 1 and max_k={self.max_k}, "
                                         f"not {list(self.gate_ks)}"))
+        if not 0 <= self.gate_tolerance < 1:
+            problems.append(("gate_tolerance", f"must be at least 0 and below 1, "
+                                               f"not {self.gate_tolerance}"))
         if self.beam_mode not in BEAM_MODES:
             problems.append(("beam_mode", f"must be one of {', '.join(BEAM_MODES)}, "
                                           f"not {self.beam_mode!r}"))

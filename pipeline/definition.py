@@ -2,6 +2,7 @@
 
 CsvExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator
   -> Transform (vocabularies) -> Trainer (TFRS two-tower) -> RetrievalGate -> Pusher
+                 production model (latest blessed) --^ warm start  ^-- baseline
 """
 
 import dataclasses
@@ -65,18 +66,29 @@ def create_pipeline(config: PipelineConfig,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn="trainer.preprocessing.preprocessing_fn",
         custom_config={"top_items": config.top_items, "code_version": version})
+    # The model in production: the latest blessed model of earlier runs (none at first).
+    production = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("production_model")
     trainer_class = (tfx.extensions.google_cloud_ai_platform.Trainer if cloud_training
                      else tfx.components.Trainer)
     trainer = trainer_class(
         run_fn="trainer.run.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
+        # Warm start: initialised from the model in production where vocabularies overlap.
+        base_model=production.outputs["model"] if config.warm_start else None,
         custom_config={"model": dataclasses.asdict(config.model), "max_k": config.max_k,
                        "code_version": version, **(cloud_training or {})})
+    # Blesses the candidate if it beats popularity and is not worse than production.
     gate = RetrievalGate(
-        model_run=trainer.outputs["model_run"],
+        model=trainer.outputs["model"],
+        baseline_model=production.outputs["model"],
         examples=transform.outputs["transformed_examples"],
         recall_ks=",".join(str(k) for k in config.gate_ks),
+        tolerance=config.gate_tolerance,
         code_version=version)
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
@@ -86,7 +98,7 @@ def create_pipeline(config: PipelineConfig,
                 base_directory=config.model_base_path)))
 
     components = _cut([example_gen, statistics_gen, schema_gen, example_validator, transform,
-                       trainer, gate, pusher], until)
+                       production, trainer, gate, pusher], until)
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.root,

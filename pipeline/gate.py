@@ -1,6 +1,6 @@
 """The evaluation gate: the model is blessed (and so pushed) only if it beats popularity.
 
-It judges the Trainer's candidate (<model_run>/candidate, trained on the train split only) on
+It judges the Trainer's candidate (<Model artifact>/candidate, trained on the train split only) on
 the eval split; the Trainer's served model is the same recipe refitted on train + eval
 (trainer/run.py), so a blessing vouches for the settings and the data, not for a model that saw
 the eval split.
@@ -19,7 +19,7 @@ import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types import artifact_utils
-from tfx.types.standard_artifacts import Examples, ModelBlessing, ModelEvaluation, ModelRun
+from tfx.types.standard_artifacts import Examples, Model, ModelBlessing, ModelEvaluation
 
 from trainer.dataset import as_numpy, read_batches
 from trainer.evaluation import beats_baseline, evaluate_retrieval
@@ -42,11 +42,13 @@ def _interactions(examples, split: str):
 
 @tfx.dsl.components.component
 def RetrievalGate(  # TFX names components like classes
-        model_run: tfx.dsl.components.InputArtifact[ModelRun],
+        model: tfx.dsl.components.InputArtifact[Model],
         examples: tfx.dsl.components.InputArtifact[Examples],
         blessing: tfx.dsl.components.OutputArtifact[ModelBlessing],
         evaluation: tfx.dsl.components.OutputArtifact[ModelEvaluation],
+        baseline_model: tfx.dsl.components.InputArtifact[Model] = None,
         recall_ks: tfx.dsl.components.Parameter[str] = "10,100",
+        tolerance: tfx.dsl.components.Parameter[float] = 0.005,
         code_version: tfx.dsl.components.Parameter[str] = "",
 ) -> None:
     """Recall@k of the candidate and of popularity on the eval split; blesses if it wins.
@@ -57,7 +59,7 @@ def RetrievalGate(  # TFX names components like classes
     """
     del code_version
     ks = [int(k) for k in recall_ks.split(",")]
-    metrics = evaluate_retrieval(candidate_dir(model_run.uri),
+    metrics = evaluate_retrieval(candidate_dir(model.uri),
                                  train=_interactions(examples, "train"),
                                  held_out=_interactions(examples, "eval"), ks=ks)
     metrics["blessed"] = beats_baseline(metrics, ks)
@@ -66,6 +68,8 @@ def RetrievalGate(  # TFX names components like classes
     with tf.io.gfile.GFile(os.path.join(evaluation.uri, METRICS_FILE), "w") as handle:
         json.dump(metrics, handle, indent=2)
     blessing.set_int_custom_property("blessed", int(metrics["blessed"]))
+    # What LatestBlessedModelStrategy (the pipeline's production_model resolver) matches on.
+    blessing.set_int_custom_property("current_model_id", model.id)
     for who in ("model", "popularity"):
         for name, value in metrics[who].items():
             evaluation.set_float_custom_property(f"{who}_{name}", value)

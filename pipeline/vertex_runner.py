@@ -39,7 +39,8 @@ def build_pipeline(config: VertexConfig) -> tfx.dsl.Pipeline:
                                cloud_training=trainer_custom_config(config))
     if config.steps.cpu_limit or config.steps.memory_limit:
         for component in pipeline.components:
-            if component.id != "Trainer":  # its step only waits for the custom job
+            # The Trainer's step only waits for the custom job; a resolver runs in Vertex.
+            if component.id != "Trainer" and hasattr(component, "with_platform_config"):
                 component.with_platform_config(_RESOURCES(
                     cpu_limit=config.steps.cpu_limit, memory_limit=config.steps.memory_limit))
     return pipeline

@@ -9,7 +9,7 @@ import pytest
 import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 from tfx.types import artifact_utils
-from tfx.types.standard_artifacts import Examples, ModelBlessing, ModelEvaluation, ModelRun
+from tfx.types.standard_artifacts import Examples, ModelBlessing, Model, ModelEvaluation
 
 import tiny_world
 from pipeline.gate import METRICS_FILE, RetrievalGate
@@ -32,9 +32,9 @@ def _write_split(examples_uri, split, pairs, shards=2):
 
 @pytest.fixture(scope="module")
 def model_run(tiny_model_base, tmp_path_factory):
-    """A ModelRun artifact whose candidate is the tiny world's model."""
-    artifact = ModelRun()
-    artifact.uri = str(tmp_path_factory.mktemp("model_run"))
+    """A Model artifact whose candidate is the tiny world's model."""
+    artifact = Model()
+    artifact.uri = str(tmp_path_factory.mktemp("model"))
     shutil.copytree(tiny_model_base / "1", candidate_dir(artifact.uri))
     return artifact
 
@@ -70,7 +70,7 @@ def _run_gate(tmp_path, model_run, train_pairs, eval_pairs, recall_ks):
     blessing, evaluation = ModelBlessing(), ModelEvaluation()
     blessing.uri, evaluation.uri = str(tmp_path / "blessing"), str(tmp_path / "evaluation")
     executor = RetrievalGate.EXECUTOR_SPEC.executor_class()
-    executor.Do({"model_run": [model_run], "examples": [examples]},
+    executor.Do({"model": [model_run], "examples": [examples]},
                 {"blessing": [blessing], "evaluation": [evaluation]},
                 {"recall_ks": recall_ks, "code_version": "test"})
     with open(os.path.join(evaluation.uri, METRICS_FILE)) as handle:

@@ -12,7 +12,7 @@ import tensorflow as tf
 import tiny_world
 from test_trainer_preprocessing import transform
 from towergraph.constants import SIGNATURES
-from trainer.run import CANDIDATE_DIR, candidate_dir, run_fn
+from trainer.run import CANDIDATE_DIR, candidate_dir, model_uri, run_fn
 
 pytestmark = pytest.mark.slow  # a Beam run and two to three trainings and exports
 
@@ -47,7 +47,7 @@ def _fn_args(root, tmp_path, refit_on_all):
     return types.SimpleNamespace(
         train_files=[str(root / "train.gz")], eval_files=[str(root / "eval.gz")],
         transform_output=str(root / "transform"),
-        serving_model_dir=str(tmp_path / "serving"), model_run_dir=str(tmp_path / "model_run"),
+        serving_model_dir=str(tmp_path / "model" / "Format-Serving"), model_run_dir=str(tmp_path / "model_run"),
         custom_config={"max_k": 5, "model": {
             "embedding_dim": 8, "candidate_layers": [16], "batch_size": 128, "epochs": 1,
             "refit_on_all": refit_on_all}})
@@ -67,8 +67,8 @@ def _check_exported(path):
 def test_run_fn_exports_candidate_and_served_model(transformed, tmp_path):
     args = _fn_args(transformed, tmp_path, refit_on_all=False)
     run_fn(args)
-    assert candidate_dir(args.model_run_dir).endswith(CANDIDATE_DIR)
-    candidate = _check_exported(candidate_dir(args.model_run_dir))
+    assert candidate_dir(model_uri(args.serving_model_dir)).endswith(CANDIDATE_DIR)
+    candidate = _check_exported(candidate_dir(model_uri(args.serving_model_dir)))
     served = _check_exported(args.serving_model_dir)
     catalog = sorted(i.decode() for i in candidate.item_ids.numpy())
     assert catalog == sorted(str(i) for i in range(tiny_world.N_ITEMS))  # top_items 0: all
@@ -82,7 +82,7 @@ def test_run_fn_exports_candidate_and_served_model(transformed, tmp_path):
 def test_run_fn_refits_the_served_model_on_train_and_eval(transformed, tmp_path):
     args = _fn_args(transformed, tmp_path, refit_on_all=True)
     run_fn(args)
-    candidate = tf.saved_model.load(candidate_dir(args.model_run_dir))
+    candidate = tf.saved_model.load(candidate_dir(model_uri(args.serving_model_dir)))
     served = _check_exported(args.serving_model_dir)
     assert not np.allclose(candidate.item_vectors.numpy(), served.item_vectors.numpy())
     # The served model's popularity counts every interaction, train and eval.

@@ -77,23 +77,39 @@ def test_spec_parses_as_a_kfp_pipeline_job(direct):
         "gs://my-bucket/pipeline_root"
 
 
+def _resolver_of(task: str) -> str:
+    """KFP runs the production_model resolver as two tasks (its model and its blessing
+    look-ups): both stand for the one local node."""
+    return "production_model" if task.startswith("production_model-") else task
+
+
 def test_spec_holds_the_local_pipeline_in_the_same_order(direct):
     config, spec = direct
     local = local_pipeline(config)
     local_ids = [component.id for component in local.components]
-    assert local_ids == ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-                         "Transform", "Trainer", "RetrievalGate", "Pusher"]
+    assert local_ids == ["CsvExampleGen", "production_model", "StatisticsGen", "SchemaGen",
+                         "ExampleValidator", "Transform", "Trainer", "RetrievalGate", "Pusher"]
     dag = tasks(spec)
-    assert sorted(dag) == sorted(local_ids)
+    assert sorted({_resolver_of(task) for task in dag}) == sorted(local_ids)
+    assert {"production_model-model-resolver",
+            "production_model-model-blessing-resolver"} <= set(dag)
     # Same edges ...
     for component in local.components:
-        assert sorted(dag[component.id].get("dependentTasks", [])) == \
+        if component.id == "production_model":
+            continue
+        assert sorted({_resolver_of(task)
+                       for task in dag[component.id].get("dependentTasks", [])}) == \
             sorted(node.id for node in component.upstream_nodes), component.id
     # ... and the spec's DAG, run in the local order, never starts a task before its inputs.
     done = []
     for task in local_ids:
-        assert set(dag[task].get("dependentTasks", [])) <= set(done), task
+        if task != "production_model":
+            assert {_resolver_of(t) for t in dag[task].get("dependentTasks", [])} <= set(done), \
+                task
         done.append(task)
+    # The Trainer warm-starts from, and the gate compares with, the resolved production model.
+    for task in ("Trainer", "RetrievalGate"):
+        assert "production_model-model-resolver" in dag[task]["dependentTasks"], task
 
 
 def test_spec_reads_and_writes_cloud_storage(direct):
@@ -153,6 +169,10 @@ def test_custom_config_keys_are_the_ones_tfx_reads():
 def test_every_step_runs_the_pipeline_image_with_direct_runner_flags(direct):
     config, spec = direct
     executors = spec["pipelineSpec"]["deploymentSpec"]["executors"]
+    # The resolver's two look-ups run in Vertex itself (resolver executors, no container).
+    resolvers = {name for name, value in executors.items() if "resolver" in value}
+    assert len(resolvers) == 2 and all(name.startswith("production_model") for name in resolvers)
+    executors = {name: value for name, value in executors.items() if name not in resolvers}
     assert len(executors) == 8
     for name, value in executors.items():
         container = value["container"]
@@ -187,6 +207,8 @@ def test_gpu_trainer_and_step_resources(dataflow):
                                     "accelerator_type": "NVIDIA_TESLA_T4",
                                     "accelerator_count": 1}
     for task in tasks(spec):
+        if task.startswith("production_model-"):
+            continue   # a resolver: no container
         resources = executor(spec, task)["container"].get("resources")
         # The Trainer's step only launches and watches the custom job; TFX 1.16 compiles no
         # resources for CsvExampleGen (its driver and executor share a special container spec).
@@ -253,9 +275,9 @@ def test_tfx_cli_compiles_for_vertex(tmp_path):
     assert "Pipeline towergraph compiled successfully." in result.stdout
     spec = json.loads((tmp_path / "compiled" / "pipeline.json").read_text())
     json_format.ParseDict(spec, pipeline_spec_pb2.PipelineJob())
-    assert sorted(tasks(spec)) == sorted(["CsvExampleGen", "StatisticsGen", "SchemaGen",
-                                          "ExampleValidator", "Transform", "Trainer",
-                                          "RetrievalGate", "Pusher"])
+    assert sorted({_resolver_of(task) for task in tasks(spec)}) == sorted([
+        "CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+        "production_model", "Trainer", "RetrievalGate", "Pusher"])
 
 
 

@@ -2,8 +2,10 @@
 
 Two models come out of one Trainer run, trained by the same functions (trainer/train.py):
 
-  candidate  trained on the train split only and exported to <model_run>/candidate: the
-             evaluation gate judges it on the eval split it never saw;
+  candidate  trained on the train split only and exported to <Model artifact>/candidate,
+             beside the Format-Serving folder Pusher pushes: the evaluation gate judges it on
+             the eval split it never saw, and, once blessed, the next runs' gate judges their
+             candidates against it (a production model's candidate never saw that split);
   served     the same settings trained again on train + eval (`refit_on_all`, the default),
              exported to the Model artifact that Pusher pushes once the gate blesses the
              candidate. So the eval split judges the recipe and is not wasted on the model users
@@ -35,13 +37,20 @@ from trainer.export import export_serving_model
 from trainer.progress import EpochLog
 from trainer.train import evaluate, train
 
-# Sub-folder of the Trainer's ModelRun artifact holding the model the gate judges.
+# Sub-folder of the Trainer's Model artifact holding the model the gate judges.
 CANDIDATE_DIR = "candidate"
 
 
-def candidate_dir(model_run_uri: str) -> str:
-    """Where run_fn exports the candidate that the evaluation gate judges."""
-    return os.path.join(model_run_uri, CANDIDATE_DIR)
+def candidate_dir(model_uri: str) -> str:
+    """Where run_fn exports the candidate that the evaluation gate judges: in the Model
+    artifact (`model_uri`), beside the served model's Format-Serving folder."""
+    return os.path.join(model_uri, CANDIDATE_DIR)
+
+
+def model_uri(serving_model_dir: str) -> str:
+    """The Model artifact's folder, from the Trainer's serving_model_dir (its Format-Serving
+    sub-folder) or from a base model's path (fn_args.base_model, the same sub-folder)."""
+    return os.path.dirname(os.path.normpath(serving_model_dir))
 
 
 def export_model(model, export_dir: str, max_k: int) -> None:
@@ -72,7 +81,7 @@ def run_fn(fn_args) -> None:
                       callbacks=tensorboard + [EpochLog("candidate (train split)")], verbose=0)
     metrics = evaluate(candidate, transform_output, fn_args.eval_files)
     logging.info("candidate's held-out metrics: %s", metrics)
-    export_model(candidate, candidate_dir(fn_args.model_run_dir), max_k=max_k)
+    export_model(candidate, candidate_dir(model_uri(fn_args.serving_model_dir)), max_k=max_k)
 
     served = candidate
     if config.refit_on_all:
