@@ -17,6 +17,10 @@ Signatures (all ids are strings; k is per row, 1..max_k; shorter results are pad
                                                        authors, popularity, catalog_size [N]
 
 Unknown ids come back with found=False and zero vectors, never the out-of-vocabulary embedding.
+
+Beside the signatures the export carries what the next run's warm start reads (no signature
+uses it): every vocabulary as a string variable, the embedding tables they index (the item
+tower's included) and both towers' dense layers (trainer/warm_start.py).
 """
 
 import math
@@ -29,6 +33,7 @@ from towergraph import constants
 from towergraph.constants import (DEFAULT_MAX_K, DEFAULT_MODEL_NAME, MAX_SEARCH_QUERY_CHARS,
                                   MAX_SESSION_ITEMS)
 from trainer.model import TwoTowerModel
+from trainer.warm_start import exported_state
 
 # Search scores: how the title matches the query, plus up to POPULARITY_BONUS for popularity.
 PREFIX_MATCH, PHRASE_MATCH, ALL_WORDS_MATCH = 3.0, 2.0, 1.0
@@ -59,6 +64,9 @@ class ServingModule(tf.Module):
         empty = [""] * len(catalog)
         self.max_k = max_k
         self.query_tower = model.query_tower
+        # The next run's warm start (trainer/warm_start.py, whose STATE names this attribute):
+        # every vocabulary, the embedding tables they index, both towers' dense layers.
+        self.warm_start = exported_state(model)
         self.item_vectors = tf.Variable(model.item_embeddings(), trainable=False)
         self.item_ids = tf.Variable(catalog.item_ids, trainable=False)
         self.titles = tf.Variable(catalog.titles, trainable=False)

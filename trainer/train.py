@@ -24,6 +24,7 @@ from trainer.config import ModelConfig
 from trainer.dataset import as_numpy, keep_items, read_batches
 from trainer.features import AUTHORS, GENRES, ITEM_ID, TITLE, USER_ID, VOCABULARIES
 from trainer.model import MEAN_LOSS, TwoTowerModel, Vocabularies, compile_model
+from trainer.warm_start import apply as apply_warm_start
 
 # Rows per batch when scanning the training examples for the catalogue.
 SCAN_BATCH = 65_536
@@ -157,8 +158,9 @@ def fit(model: TwoTowerModel, data: tf.data.Dataset, epochs: int,
 def train(transform_output: tft.TFTransformOutput, files: Files, config: ModelConfig,
           epochs: Optional[int] = None,
           callbacks: Iterable[tf.keras.callbacks.Callback] = (),
-          verbose: int = 0) -> TwoTowerModel:
-    """Vocabularies -> catalogue -> compiled model -> fit, on the given transformed examples.
+          verbose: int = 0, warm_start_from: Optional[str] = None) -> TwoTowerModel:
+    """Vocabularies -> catalogue -> compiled model -> [warm start] -> fit, on the given
+    transformed examples.
 
     Under the strategy the environment chooses (trainer/distribute.py): one process as ever,
     or, when TF_CONFIG names several workers, every worker calls this with the same arguments
@@ -171,8 +173,11 @@ def train(transform_output: tft.TFTransformOutput, files: Files, config: ModelCo
         popularity and log-Q sampling probabilities) are taken from the same examples.
       config: the model settings.
       epochs: overrides config.epochs (a benchmark timing one epoch).
+      warm_start_from: an earlier model's export (a SavedModel folder) to initialise from
+        (trainer/warm_start.py); None, or one that cannot be used: from scratch.
     Returns:
-      The trained model, its catalogue indexed for top-k metrics.
+      The trained model, its catalogue indexed for top-k metrics; its `warm_start_report`
+      (trainer.warm_start.Report) says what was carried over from warm_start_from.
     """
     strategy = distribute.strategy()
     vocabularies = load_vocabularies(transform_output)
@@ -182,6 +187,7 @@ def train(transform_output: tft.TFTransformOutput, files: Files, config: ModelCo
                  if config.user_history else None)
     with strategy.scope():
         model = compile_model(vocabularies, catalog, config, histories)
+        model.warm_start_report = apply_warm_start(model, warm_start_from)
     fit(model, training_data(transform_output, files, catalog, config,
                              interactions=int(catalog.counts.sum())),
         epochs=config.epochs if epochs is None else epochs, callbacks=callbacks,
