@@ -1,11 +1,13 @@
 """trainer/evaluation.py: evaluate_retrieval on the tiny world's exported model (users each read
-one genre, so the right answers are known) and the gate's rule, beats_baseline."""
+one genre, so the right answers are known), several models scored in one pass (evaluate_models)
+and the gate's rules: beats_baseline, gate_shortfalls and the small-catalogue cap, judged_ks."""
 
 import numpy as np
 import pytest
 
 import tiny_world
-from trainer.evaluation import beats_baseline, evaluate_retrieval
+from trainer.evaluation import (beats_baseline, evaluate_models, evaluate_retrieval,
+                                gate_shortfalls, judged_ks, load_exported, unique_judged)
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +123,78 @@ def test_beats_baseline_needs_a_strict_win_at_every_k(model, popularity, ks, ble
 def test_beats_baseline_on_a_k_that_was_not_measured_raises():
     with pytest.raises(KeyError):
         beats_baseline(_metrics({10: 0.3}, {10: 0.2}), (10, 100))
+
+
+def test_models_scored_together_get_the_numbers_each_gets_alone(model_dir, train):
+    held_out = _held_out(train, same_genre=True)
+    alone = evaluate_retrieval(model_dir, train, held_out, ks=(1, 10))
+    # One of them has a catalogue that lacks half the items (the other genre's): it cannot
+    # rank what it does not hold, and the other model's numbers must not change because of it.
+    small = load_exported(model_dir)
+    keep = np.array([int(item) % 2 == 0 for item in small.catalog])
+    small.catalog, small.item_vectors = small.catalog[keep], small.item_vectors[keep]
+    together = evaluate_models({"candidate": load_exported(model_dir), "production": small},
+                               train, held_out, ks=(1, 10))
+    assert together["recall"]["candidate"] == alone["model"]
+    assert together["recall"]["popularity"] == alone["popularity"]
+    # Science Fiction readers' held-out items are not in the small catalogue: half are missed.
+    assert together["recall"]["production"]["recall@10"] <= 0.5 + 1e-6
+    assert together["catalog_items"] == {"candidate": tiny_world.N_ITEMS,
+                                         "production": tiny_world.N_ITEMS // 2}
+    assert together["users_unknown"] == {"candidate": 0, "production": 0}
+    assert together["held_out_interactions"] == together["users"] == tiny_world.N_USERS
+
+
+def test_popularity_is_not_a_model_name(model_dir, train):
+    with pytest.raises(ValueError, match="popularity"):
+        evaluate_models({"popularity": load_exported(model_dir)}, train,
+                        _held_out(train, True, ["u0"]), ks=(10,))
+
+
+@pytest.mark.parametrize("ks, catalog_items, judged", [
+    ((10, 100), 1682, [10, 100]),           # MovieLens 100K: nothing capped
+    ((10, 100), 150, [10, 75]),
+    ((10, 100), 200, [10, 100]),            # exactly half: kept
+    ((10, 30, 100), 40, [10, 20, 20]),
+    ((10,), 12, [6]),
+    ((10,), 1, [1]),                        # never below 1
+])
+def test_a_k_is_judged_at_most_at_half_the_catalogue(ks, catalog_items, judged):
+    entries = judged_ks(ks, catalog_items)
+    assert [entry["configured"] for entry in entries] == list(ks)
+    assert [entry["judged"] for entry in entries] == judged
+    for entry in entries:
+        assert ("why" in entry) == (entry["judged"] < entry["configured"])
+        if "why" in entry:
+            assert f"{catalog_items} items" in entry["why"]
+    assert unique_judged(entries) == list(dict.fromkeys(judged))
+
+
+def _recall(values):
+    return {f"recall@{k}": v for k, v in values.items()}
+
+
+@pytest.mark.parametrize("model, production, tolerance, blessed", [
+    ({10: 0.181, 100: 0.5}, {10: 0.176, 100: 0.49}, 0.005, True),     # better at both
+    ({10: 0.181, 100: 0.5}, {10: 0.186, 100: 0.5}, 0.005, True),      # exactly the tolerance
+    ({10: 0.181, 100: 0.5}, {10: 0.187, 100: 0.5}, 0.005, False),     # past it at 10
+    ({10: 0.181, 100: 0.5}, {10: 0.181, 100: 0.52}, 0.005, False),    # past it at 100
+    ({10: 0.181, 100: 0.5}, {10: 0.181, 100: 0.52}, 0.03, True),
+    ({10: 0.181, 100: 0.5}, {10: 0.181, 100: 0.5}, 0.0, True),        # a tie with production
+    ({10: 0.181, 100: 0.5}, None, 0.005, True),                       # first run
+])
+def test_gate_shortfalls_compare_with_production_within_the_tolerance(model, production,
+                                                                      tolerance, blessed):
+    popularity = _recall({10: 0.093, 100: 0.3})
+    reasons = gate_shortfalls(_recall(model), popularity,
+                              production and _recall(production), (10, 100), tolerance)
+    assert (reasons == []) is blessed
+    assert all("below production" in reason for reason in reasons)
+
+
+def test_gate_shortfalls_name_every_failed_k():
+    reasons = gate_shortfalls(_recall({10: 0.09, 100: 0.2}), _recall({10: 0.093, 100: 0.3}),
+                              _recall({10: 0.2, 100: 0.2}), (10, 100), 0.005)
+    assert reasons == ["recall@10 0.090 does not beat popularity 0.093",
+                       "recall@10 0.090 is more than 0.005 below production 0.200",
+                       "recall@100 0.200 does not beat popularity 0.300"]
