@@ -2,7 +2,8 @@
 
 The file is configs/vertex.yaml, or the one named by $TOWERGRAPH_VERTEX_CONFIG (or --config).
 Top-level settings say where things live on Google Cloud; `trainer:`, `dataflow:` and `steps:`
-say how the work runs; `pipeline:` holds the settings of configs/local.yaml except the paths.
+say how the work runs, `registry:` where blessed models are registered; `pipeline:` holds the
+settings of configs/local.yaml except the paths.
 A value may use {project}, {region} and {bucket}. Every problem is reported at once, each
 naming the setting and where its value came from (the file and line, or an environment
 variable): trainer/settings.py is the one loader, shared with the local config.
@@ -47,6 +48,10 @@ _SERVICE_ACCOUNT = re.compile(r"^[a-z0-9][a-z0-9-]*@[a-z0-9.:-]+\.gserviceaccoun
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _PIPELINE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
+# Vertex AI's newest prebuilt TensorFlow prediction image (the SDK's constants/prediction.py
+# lists tf2-cpu up to 2.15; the us- image serves every region).
+DEFAULT_SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+_DISPLAY_NAME_CHARS = 128  # Vertex AI's limit for a model's display name
 
 
 class VertexConfigError(ConfigError):
@@ -85,6 +90,18 @@ class StepSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class RegistrySettings:
+    enabled: bool = setting(True, "upload each pushed (blessed) model to the Vertex AI Model "
+                            "Registry as a new version of one model, its gate metrics as labels")
+    display_name: str = setting("", "the registered model's display name (empty: "
+                                "pipeline.model_name)")
+    serving_image: str = setting(DEFAULT_SERVING_IMAGE, "prediction image of the registered "
+                                 "versions: Vertex AI's prebuilt TF 2.15 CPU image (the newest "
+                                 "it offers; the model is exported by TF 2.16), or your own TF "
+                                 "Serving image in Artifact Registry")
+
+
+@dataclasses.dataclass(frozen=True)
 class VertexConfig:
     project: str = setting("", "Google Cloud project id")
     region: str = setting("", "region of Vertex AI, Dataflow and the Artifact Registry")
@@ -102,6 +119,7 @@ class VertexConfig:
     trainer: TrainerSettings = dataclasses.field(default_factory=TrainerSettings)
     dataflow: DataflowSettings = dataclasses.field(default_factory=DataflowSettings)
     steps: StepSettings = dataclasses.field(default_factory=StepSettings)
+    registry: RegistrySettings = dataclasses.field(default_factory=RegistrySettings)
     pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
     source: str = ""
 
@@ -146,10 +164,18 @@ class VertexConfig:
             spec["service_account"] = self.service_account
         return spec
 
+    def registry_parameters(self) -> Optional[Dict[str, str]]:
+        """The parameters of the ModelRegistry step (pipeline/registry.py); None: no step."""
+        if not self.registry.enabled:
+            return None
+        return {"project": self.project, "region": self.region,
+                "display_name": self.registry.display_name,
+                "serving_image": self.registry.serving_image}
+
 
 # --- loading ------------------------------------------------------------------------------------
 
-_SECTIONS = ("trainer", "dataflow", "steps")
+_SECTIONS = ("trainer", "dataflow", "steps", "registry")
 
 
 def config_path(path: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> str:
@@ -198,6 +224,8 @@ def load_vertex_config(path: Optional[str] = None,
         if not ok and name not in unchecked:
             problems.append(Problem(name, problem, sources[name]))
 
+    if not values["registry"]["display_name"]:
+        values["registry"]["display_name"] = values["pipeline"]["model_name"]
     _validate(values, {name: values[name] for name in _SECTIONS}, check)
     name = values["pipeline"]["pipeline_name"]
     check("pipeline.pipeline_name", bool(_PIPELINE_NAME.match(name)),
@@ -295,6 +323,15 @@ def _validate(top: Dict[str, Any], nested: Dict[str, Dict[str, Any]], check) -> 
         check("dataflow.extra_args", not bad, f"every entry must be a --flag, not {bad}")
     for name, value in nested["steps"].items():
         check(f"steps.{name}", value >= 0, f"must be 0 (the default) or more, not {value}")
+    registry = nested["registry"]
+    if registry["enabled"]:
+        name = registry["display_name"]
+        check("registry.display_name",
+              0 < len(name) <= _DISPLAY_NAME_CHARS and name.strip() == name,
+              f"{name!r} is not a model display name for Vertex AI (1 to "
+              f"{_DISPLAY_NAME_CHARS} characters, no leading or trailing spaces)")
+        problem = _image_problem(registry["serving_image"], DEFAULT_SERVING_IMAGE)
+        check("registry.serving_image", problem is None, problem or "")
 
 
 def _machine(check, name: str, value: str) -> None:
@@ -326,9 +363,9 @@ def _known_accelerators() -> Optional[List[str]]:
     return [name for name in AcceleratorType.__members__ if not name.endswith("UNSPECIFIED")]
 
 
-def _image_problem(image: str) -> Optional[str]:
-    hint = ("expected REGISTRY/PATH:TAG such as "
-            "us-central1-docker.pkg.dev/PROJECT/towergraph/towergraph-pipeline:0.1.0")
+def _image_problem(image: str, example: str = "us-central1-docker.pkg.dev/PROJECT/towergraph/"
+                                              "towergraph-pipeline:0.1.0") -> Optional[str]:
+    hint = f"expected REGISTRY/PATH:TAG such as {example}"
     name, _, digest = image.partition("@")
     host, _, path = name.partition("/")
     if not path or not ("." in host or ":" in host or host == "localhost"):

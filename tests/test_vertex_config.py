@@ -157,6 +157,28 @@ def test_shipped_config_needs_only_project_and_bucket(tmp_path):
     assert not config.dataflow.enabled and config.trainer.replica_count == 1
 
 
+def test_registry_defaults_to_the_model_name_and_vertex_tf_serving_image(tmp_path):
+    config = load_vertex_config(str(write_config(tmp_path)), environ={})
+    assert config.registry.enabled
+    assert config.registry_parameters() == {
+        "project": "my-project", "region": "europe-west1", "display_name": "towergraph",
+        "serving_image": "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"}
+    config = load_vertex_config(str(write_config(
+        tmp_path, pipeline={"model_name": "books"},
+        registry={"serving_image": "{region}-docker.pkg.dev/{project}/serving/tfs:2.16.1"})),
+        environ={})
+    assert config.registry.display_name == "books"
+    assert config.registry.serving_image == \
+        "europe-west1-docker.pkg.dev/my-project/serving/tfs:2.16.1"
+
+
+def test_registry_disabled(tmp_path):
+    """Off: no registry step, and its settings are not checked."""
+    config = load_vertex_config(str(write_config(tmp_path, registry={
+        "enabled": False, "serving_image": "tfs"})), environ={})
+    assert config.registry_parameters() is None
+
+
 # --- one test per validation error --------------------------------------------------------------
 
 @pytest.mark.parametrize("setting,variable", [("project", "GOOGLE_CLOUD_PROJECT"),
@@ -252,6 +274,28 @@ def test_unknown_accelerator(tmp_path):
 def test_replica_count_below_one(tmp_path):
     assert only_problem(write_config(tmp_path, trainer={"replica_count": 0})).startswith(
         "trainer.replica_count: must be at least 1")
+
+
+def test_registry_serving_image_without_registry_host(tmp_path):
+    path = write_config(tmp_path, registry={"serving_image": "tensorflow/serving:2.16.1"})
+    problem = only_problem(path)
+    assert problem.startswith("registry.serving_image: 'tensorflow/serving:2.16.1' has no "
+                              "registry host: expected REGISTRY/PATH:TAG such as "
+                              "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest")
+    assert problem.endswith(f"(from {path}) at line {line_of(path, '  serving_image:')}")
+
+
+@pytest.mark.parametrize("name", ["x" * 129, " towergraph"])
+def test_registry_display_name_vertex_rejects(tmp_path, name):
+    path = write_config(tmp_path, registry={"display_name": name})
+    problem = only_problem(path)
+    assert problem.startswith(f"registry.display_name: {name!r} is not a model display name")
+    assert f"(from {path}) at line " in problem
+
+
+def test_registry_wrong_type(tmp_path):
+    path = write_config(tmp_path, registry={"enabled": "yes"})
+    assert only_problem(path).startswith("registry.enabled: expected true or false, got 'yes'")
 
 
 def test_region_that_is_a_zone(tmp_path):
