@@ -3,6 +3,7 @@
 CsvExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator
   -> Transform (vocabularies) -> Trainer (TFRS two-tower) -> RetrievalGate -> Pusher
                  production model (latest blessed) --^ warm start  ^-- baseline
+  [-> ModelRegistry: on Vertex AI, each pushed model becomes a Model Registry version]
 """
 
 import dataclasses
@@ -16,6 +17,7 @@ from tfx import v1 as tfx
 
 from pipeline.config import PipelineConfig
 from pipeline.gate import RetrievalGate
+from pipeline.registry import ModelRegistry
 
 _PROJECT_CODE = [Path(__file__).resolve().parents[1] / "trainer",
                  Path(__file__).resolve().parent]
@@ -39,7 +41,8 @@ def create_pipeline(config: PipelineConfig,
                     beam_pipeline_args: Optional[List[str]] = None,
                     enable_cache: bool = True,
                     cloud_training: Optional[Dict[str, Any]] = None,
-                    until: Optional[str] = None) -> tfx.dsl.Pipeline:
+                    until: Optional[str] = None,
+                    model_registry: Optional[Dict[str, str]] = None) -> tfx.dsl.Pipeline:
     """The pipeline for `config`.
 
     Args:
@@ -47,6 +50,9 @@ def create_pipeline(config: PipelineConfig,
         it as a Vertex AI custom job (pipeline/vertex_runner.py); None trains in-process.
       until: stop after the component with this id (e.g. "Transform" for a benchmark that
         trains from Transform's output itself); None runs every component.
+      model_registry: ModelRegistry's parameters (project, region, display_name,
+        serving_image; pipeline/vertex_runner.py): each pushed model is also uploaded to the
+        Vertex AI Model Registry; None: no such step.
     """
     version = code_version()
     split = tfx.proto.SplitConfig(splits=[
@@ -97,8 +103,13 @@ def create_pipeline(config: PipelineConfig,
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=config.model_base_path)))
 
-    components = _cut([example_gen, statistics_gen, schema_gen, example_validator, transform,
-                       production, trainer, gate, pusher], until)
+    components = [example_gen, statistics_gen, schema_gen, example_validator, transform,
+                  production, trainer, gate, pusher]
+    if model_registry:
+        # Each pushed model becomes the registered model's new version, gate metrics as labels.
+        components.append(ModelRegistry(pushed_model=pusher.outputs["pushed_model"],
+                                        evaluation=gate.outputs["evaluation"], **model_registry))
+    components = _cut(components, until)
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.root,

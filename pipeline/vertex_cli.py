@@ -80,9 +80,17 @@ def _compile(args: argparse.Namespace) -> int:
             ("data", config.pipeline.interactions_dir),
             ("models", f"{config.pipeline.model_base_path}/<version>/"),
             ("trainer", f"Vertex AI custom job on {machines}"),
-            ("beam", "Dataflow" if config.dataflow.enabled else "DirectRunner in each step")]:
+            ("beam", "Dataflow" if config.dataflow.enabled else "DirectRunner in each step"),
+            ("registry", _registry(config))]:
         print(f"{label + ':':15}{value}")
     return 0
+
+
+def _registry(config: VertexConfig) -> str:
+    if not config.registry.enabled:
+        return "off (registry.enabled: false)"
+    return (f"Vertex AI Model Registry, model {config.registry.display_name!r}: a new version "
+            f"per pushed model")
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -113,5 +121,7 @@ def _submit(args: argparse.Namespace) -> int:
         return 1
     what = f"schedule ({args.schedule})" if args.schedule else "run"
     print(f"created {what}: {name}\n  https://console.cloud.google.com/vertex-ai/pipelines"
-          f"?project={config.project}\n  models land in {config.pipeline.model_base_path}/")
+          f"?project={config.project}\n  models land in {config.pipeline.model_base_path}/"
+          + (f" and in the Vertex AI Model Registry as {config.registry.display_name!r}"
+             if config.registry.enabled else ""))
     return 0

@@ -7,7 +7,8 @@ CLI takes:
 Settings come from the YAML file named by $TOWERGRAPH_VERTEX_CONFIG (default:
 configs/vertex.yaml) and the environment (pipeline/vertex_config.py). On Vertex AI every step
 runs the pipeline image, the Trainer as a Vertex AI custom job, the Beam components on Dataflow
-or Beam's DirectRunner, and the Pusher writes to the Cloud Storage serving path.
+or Beam's DirectRunner, the Pusher writes to the Cloud Storage serving path, and ModelRegistry
+(registry.enabled) uploads each pushed model to the Vertex AI Model Registry.
 """
 
 import os
@@ -36,7 +37,8 @@ def trainer_custom_config(config: VertexConfig) -> Dict[str, Any]:
 def build_pipeline(config: VertexConfig) -> tfx.dsl.Pipeline:
     pipeline = create_pipeline(config.pipeline, beam_pipeline_args=config.beam_pipeline_args(),
                                enable_cache=config.enable_caching,
-                               cloud_training=trainer_custom_config(config))
+                               cloud_training=trainer_custom_config(config),
+                               model_registry=config.registry_parameters())
     if config.steps.cpu_limit or config.steps.memory_limit:
         for component in pipeline.components:
             # The Trainer's step only waits for the custom job; a resolver runs in Vertex.

@@ -1,8 +1,8 @@
 """Compiling for Vertex AI Pipelines (pipeline/vertex_runner.py, `towergraph vertex compile`,
 `tfx pipeline compile --engine=vertex`): offline, the spec must parse as KFP's PipelineJob,
-hold the very pipeline the local runner runs (same components, same order, same edges), run
-the Trainer as a Vertex AI custom job on the pipeline image, and give the Beam components
-Dataflow or DirectRunner flags.
+hold the very pipeline the local runner runs (same components, same order, same edges) and,
+after it, the ModelRegistry step (tests/test_vertex_registry.py), run the Trainer as a Vertex AI
+custom job on the pipeline image, and give the Beam components Dataflow or DirectRunner flags.
 """
 
 import json
@@ -90,7 +90,8 @@ def test_spec_holds_the_local_pipeline_in_the_same_order(direct):
     assert local_ids == ["CsvExampleGen", "production_model", "StatisticsGen", "SchemaGen",
                          "ExampleValidator", "Transform", "Trainer", "RetrievalGate", "Pusher"]
     dag = tasks(spec)
-    assert sorted({_resolver_of(task) for task in dag}) == sorted(local_ids)
+    # The Vertex spec adds one step after them all: the Model Registry upload.
+    assert sorted({_resolver_of(task) for task in dag}) == sorted(local_ids + ["ModelRegistry"])
     assert {"production_model-model-resolver",
             "production_model-model-blessing-resolver"} <= set(dag)
     # Same edges ...
@@ -173,7 +174,7 @@ def test_every_step_runs_the_pipeline_image_with_direct_runner_flags(direct):
     resolvers = {name for name, value in executors.items() if "resolver" in value}
     assert len(resolvers) == 2 and all(name.startswith("production_model") for name in resolvers)
     executors = {name: value for name, value in executors.items() if name not in resolvers}
-    assert len(executors) == 8
+    assert len(executors) == 9
     for name, value in executors.items():
         container = value["container"]
         assert container["image"] == config.image, name
@@ -219,10 +220,13 @@ def test_gpu_trainer_and_step_resources(dataflow):
 
 
 def test_local_pipeline_is_unchanged(direct):
-    """Without cloud_training, create_pipeline() trains in-process as before."""
+    """Without cloud_training, create_pipeline() trains in-process as before; without
+    model_registry, the Pusher is the last step."""
     from tfx import v1 as tfx
     config, _ = direct
-    trainer = next(c for c in local_pipeline(config).components if c.id == "Trainer")
+    components = local_pipeline(config).components
+    assert components[-1].id == "Pusher"
+    trainer = next(c for c in components if c.id == "Trainer")
     assert type(trainer) is tfx.components.Trainer
     assert set(json.loads(trainer.exec_properties["custom_config"])) == {
         "model", "max_k", "code_version"}
@@ -247,6 +251,8 @@ def test_readme_vertex_compile(project_dir, capsys):
     spec_path = project_dir / "work" / "vertex" / "pipeline.json"
     assert f"compiled:      {spec_path}" in out
     assert "models:        gs://my-bucket/serving/towergraph/<version>/" in out
+    assert ("registry:      Vertex AI Model Registry, model 'towergraph': a new version per "
+            "pushed model") in out
     assert json.loads(spec_path.read_text())["displayName"] == "towergraph"
 
     assert towergraph("vertex", "compile", "--config", "configs/vertex.yaml",
@@ -277,8 +283,7 @@ def test_tfx_cli_compiles_for_vertex(tmp_path):
     json_format.ParseDict(spec, pipeline_spec_pb2.PipelineJob())
     assert sorted({_resolver_of(task) for task in tasks(spec)}) == sorted([
         "CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
-        "production_model", "Trainer", "RetrievalGate", "Pusher"])
-
+        "production_model", "Trainer", "RetrievalGate", "Pusher", "ModelRegistry"])
 
 
 def test_runner_file_stops_on_a_bad_config(tmp_path, monkeypatch):

@@ -3,12 +3,14 @@ for the errors of Google Cloud's API.
 
 Vertex AI cannot be reached from the test machine, so `pipeline.vertex.aiplatform_api()` -- the
 one function that hands out the google-cloud-aiplatform SDK -- is replaced by FakeAiplatform.
-That is the ONLY fake in the suite, and it checks every call against the signatures of the
-installed SDK, so a request the real PipelineJob would not accept fails here too.
+That is the ONLY fake in the suite (tests/test_vertex_registry.py uses it too, for the Model
+Registry), and it checks every call against the signatures of the installed SDK, so a request
+the real PipelineJob or Model would not accept fails here too.
 """
 
 import inspect
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -29,12 +31,19 @@ SCHEDULE = "projects/123/locations/europe-west1/schedules/456"
 
 
 class FakeAiplatform:
-    """Stands in for `google.cloud.aiplatform`: records PipelineJob(...), .submit(...) and
-    .create_schedule(...), binding each to the real SDK's signature; raises `error` if set."""
+    """Stands in for `google.cloud.aiplatform`: records PipelineJob(...), .submit(...),
+    .create_schedule(...), init(...), Model.list(...) and Model.upload(...), binding each to
+    the real SDK's signature; the calls named in `fail_on` raise `error` if it is set.
 
-    def __init__(self, error: Exception = None):
+    Its Model Registry (`models`: resource name -> versions, the default one last listed) is
+    what Model.list finds by display name and Model.upload adds to: a new model without
+    parent_model, else a new version of that model, the default one if is_default_version."""
+
+    def __init__(self, error: Exception = None, fail_on=("submit", "create_schedule")):
         from google.cloud import aiplatform  # the real SDK: only its signatures are used
         self.calls = []
+        self.fail_on = fail_on
+        self.models = {}
         fake, real = self, aiplatform.PipelineJob
 
         class PipelineJob:
@@ -54,10 +63,54 @@ class FakeAiplatform:
 
         self.PipelineJob = PipelineJob
         self.error = error
+        self.Model = self._model_class(aiplatform.Model)
+
+    def init(self, **kwargs):
+        from google.cloud import aiplatform
+        inspect.signature(aiplatform.init).bind(**kwargs)
+        self.record("init", kwargs)
+
+    def _model_class(self, real):
+        fake = self
+
+        class Model:
+            """One version of a registered model, as the SDK's Model describes it."""
+
+            def __init__(self, resource_name, version_id, upload):
+                self.resource_name, self.version_id = resource_name, version_id
+                self.display_name, self.labels = upload["display_name"], upload.get("labels")
+                self.artifact_uri = upload.get("artifact_uri")
+                self.versioned_resource_name = f"{resource_name}@{version_id}"
+
+            @classmethod
+            def list(cls, **kwargs):
+                inspect.signature(real.list).bind(**kwargs)
+                fake.record("Model.list", kwargs)
+                name = re.fullmatch(r'display_name="(.*)"', kwargs["filter"]).group(1)
+                return [model["default"] for model in fake.models.values()
+                        if model["default"].display_name == name]
+
+            @classmethod
+            def upload(cls, **kwargs):
+                inspect.signature(real.upload).bind(**kwargs)
+                fake.record("Model.upload", kwargs)
+                parent = kwargs.get("parent_model")
+                if parent is None:
+                    parent = (f"projects/123/locations/{kwargs['location']}/models/"
+                              f"{100 + len(fake.models)}")
+                    fake.models[parent] = {"versions": []}
+                model = fake.models[parent]  # a KeyError: no such parent model
+                version = cls(parent, str(len(model["versions"]) + 1), kwargs)
+                model["versions"].append(version)
+                if kwargs.get("is_default_version", True) or "default" not in model:
+                    model["default"] = version
+                return version
+
+        return Model
 
     def record(self, name, kwargs):
         self.calls.append((name, kwargs))
-        if self.error is not None and name != "PipelineJob":
+        if self.error is not None and name in self.fail_on:
             raise self.error
 
 
@@ -74,8 +127,8 @@ def template(tmp_path, config_path):
     return path
 
 
-def use_fake(monkeypatch, error=None) -> FakeAiplatform:
-    fake = FakeAiplatform(error)
+def use_fake(monkeypatch, error=None, **options) -> FakeAiplatform:
+    fake = FakeAiplatform(error, **options)
     monkeypatch.setattr(vertex, "aiplatform_api", lambda: fake)
     return fake
 
@@ -98,7 +151,8 @@ def test_submit_sends_a_pipeline_job(monkeypatch, capsys, config_path, template)
         ("submit", {"service_account": SERVICE_ACCOUNT})]
     out = capsys.readouterr().out
     assert f"created run: {RUN}" in out
-    assert "models land in gs://my-bucket/serving/towergraph/" in out
+    assert ("models land in gs://my-bucket/serving/towergraph/ and in the Vertex AI Model "
+            "Registry as 'towergraph'") in out
 
 
 def test_submit_compiles_first_without_template(monkeypatch, config_path, tmp_path):
@@ -200,7 +254,7 @@ def test_the_real_sdk_accepts_the_compiled_spec(monkeypatch, capsys, config_path
     assert sorted(spec["root"]["dag"]["tasks"]) == sorted([
         "CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
         "production_model-model-resolver", "production_model-model-blessing-resolver",
-        "Trainer", "RetrievalGate", "Pusher"])
+        "Trainer", "RetrievalGate", "Pusher", "ModelRegistry"])
     assert not spec["root"]["dag"]["tasks"]["Trainer"]["cachingOptions"]["enableCache"]
 
 
