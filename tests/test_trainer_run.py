@@ -1,18 +1,23 @@
 """trainer/run.py and trainer/train.py: the Trainer's run_fn on a real Transform output of the
 tiny world (preprocessing_fn run with tf.Transform's Beam implementation), exporting the
-candidate and the served model with every serving signature."""
+candidate and the served model with every serving signature, and warm-starting a second run
+from the first one's Model artifact."""
 
+import json
+import logging
 import types
 
 import numpy as np
 import pytest
 import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
+import tensorflow_transform as tft
 
 import tiny_world
 from test_trainer_preprocessing import transform
 from towergraph.constants import SIGNATURES
-from trainer.run import CANDIDATE_DIR, candidate_dir, model_uri, run_fn
+from trainer.run import CANDIDATE_DIR, WARM_START_FILE, candidate_dir, model_uri, run_fn
+from trainer.train import item_vocabulary, load_vocabularies
 
 pytestmark = pytest.mark.slow  # a Beam run and two to three trainings and exports
 
@@ -32,25 +37,44 @@ def _write(path, rows):
                 for name, value in row.items()})).SerializeToString())
 
 
-@pytest.fixture(scope="module")
-def transformed(tiny_interactions, tmp_path_factory):
+def _transformed(rows, root):
     """Transform output dir and train/eval files (every 5th interaction is eval)."""
-    root = tmp_path_factory.mktemp("run_fn")
     (root / "transform").mkdir()
-    rows, _ = transform(_rows(tiny_interactions), {"top_items": 0}, str(root / "transform"))
+    rows, _ = transform(rows, {"top_items": 0}, str(root / "transform"))
     _write(root / "train.gz", [row for i, row in enumerate(rows) if i % 5])
     _write(root / "eval.gz", rows[::5])
     return root
 
 
-def _fn_args(root, tmp_path, refit_on_all):
+@pytest.fixture(scope="module")
+def transformed(tiny_interactions, tmp_path_factory):
+    return _transformed(_rows(tiny_interactions), tmp_path_factory.mktemp("run_fn"))
+
+
+@pytest.fixture(scope="module")
+def grown(tiny_interactions, tmp_path_factory):
+    """The tiny world a while later: user 0 and item 39 gone, user 80 and item 40 new."""
+    rows = [row for row in _rows(tiny_interactions)
+            if row["user_id"] != 0 and row["item_id"] != str(tiny_world.HOSTILE_ITEM)]
+    rows += [{"user_id": 80, "item_id": item, "title": tiny_world.title_of(int(item)),
+              "genres": [tiny_world.genre_of(int(item))], "authors": []}
+             for item in ("40", "2", "4", "6", "40")]
+    return _transformed(rows, tmp_path_factory.mktemp("run_fn_grown"))
+
+
+def _fn_args(root, tmp_path, refit_on_all, base_model=None):
     return types.SimpleNamespace(
         train_files=[str(root / "train.gz")], eval_files=[str(root / "eval.gz")],
-        transform_output=str(root / "transform"),
+        transform_output=str(root / "transform"), base_model=base_model,
         serving_model_dir=str(tmp_path / "model" / "Format-Serving"), model_run_dir=str(tmp_path / "model_run"),
         custom_config={"max_k": 5, "model": {
             "embedding_dim": 8, "candidate_layers": [16], "batch_size": 128, "epochs": 1,
             "refit_on_all": refit_on_all}})
+
+
+def _warm_start_json(args):
+    with open(f"{model_uri(args.serving_model_dir)}/{WARM_START_FILE}") as text:
+        return json.load(text)
 
 
 def _check_exported(path):
@@ -89,3 +113,43 @@ def test_run_fn_refits_the_served_model_on_train_and_eval(transformed, tmp_path)
     info = served.signatures["catalog_items"](rows=tf.constant([0], tf.int64))
     counts = tiny_world.interactions()["item_id"]
     assert int(info["popularity"].numpy()[0]) == max(np.unique(counts, return_counts=True)[1])
+
+
+def _vocabularies(root):
+    output = tft.TFTransformOutput(str(root / "transform"))
+    return item_vocabulary(output), load_vocabularies(output)
+
+
+def _rows_of(old, new):
+    both = len(set(old) & set(new))
+    return {"carried": both, "new": len(new) - both, "dropped": len(old) - both}
+
+
+def test_run_fn_warm_starts_from_the_base_model_and_says_what_it_carried(
+        transformed, grown, tmp_path, caplog):
+    first = _fn_args(transformed, tmp_path / "first", refit_on_all=True)
+    run_fn(first)
+    assert _warm_start_json(first) == {"base_model": None}
+    second = _fn_args(grown, tmp_path / "second", refit_on_all=True,
+                      base_model=first.serving_model_dir)
+    with caplog.at_level(logging.INFO):
+        run_fn(second)
+    report = _warm_start_json(second)
+    (old_items, old_vocabularies), (new_items, new_vocabularies) = map(_vocabularies,
+                                                                        (transformed, grown))
+    assert report["base_model"] == first.serving_model_dir
+    assert report["items"] == {"carried": 39, "new": 1, "dropped": 1}
+    assert report["items"] == _rows_of(old_items, new_items)
+    assert report["users"] == {"carried": 79, "new": 1, "dropped": 1}
+    for name in ("title_tokens", "genres", "authors"):
+        assert report[name] == _rows_of(getattr(old_vocabularies, name),
+                                        getattr(new_vocabularies, name)), name
+    assert report["title_tokens"]["dropped"] > 0   # the hostile title's words went with it
+    assert report["layers"]["fresh"] == []
+    assert "candidate_tower/dense_0" in report["layers"]["copied"]
+    # The candidate starts from the base's candidate, the served model from its served model.
+    base_candidate = candidate_dir(model_uri(first.serving_model_dir))
+    assert f"candidate's warm start: from {base_candidate}: 39 of 40 items" in caplog.text
+    assert f"served model's warm start: from {first.serving_model_dir}: 39 of 40 items" \
+        in caplog.text
+    _check_exported(second.serving_model_dir)

@@ -222,3 +222,16 @@ def test_a_grown_vocabulary_keeps_old_ids_serves_new_ones_and_drops_removed_ones
     assert recommend["session_found"].numpy().tolist() == [[False, True], [False, True]]
     # The next run can warm-start from this export in turn.
     assert warm_start.read_base(str(tmp_path / "next")).vocabularies["items"] == list("bcd")
+
+
+def test_the_candidate_starts_from_the_bases_candidate_or_else_its_served_model(base, tmp_path):
+    from trainer.run import candidate_dir, warm_start_bases
+
+    served = tmp_path / "model" / "Format-Serving"
+    served.mkdir(parents=True)
+    assert warm_start_bases(None) == (None, None)
+    # A model made before the candidate moved into the Model artifact: its served model.
+    assert warm_start_bases(str(served)) == (str(served), str(served))
+    shutil.copytree(base[1], candidate_dir(str(tmp_path / "model")))
+    assert warm_start_bases(str(served)) == (candidate_dir(str(tmp_path / "model")),
+                                             str(served))

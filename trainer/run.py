@@ -13,6 +13,13 @@ Two models come out of one Trainer run, trained by the same functions (trainer/t
 
 Only hyperparameters travel in custom_config; data and vocabularies come through channels.
 
+Warm start (trainer/warm_start.py): when the pipeline's resolver hands over the production
+model (fn_args.base_model, its Format-Serving folder; None on a first run or with warm_start
+false), the candidate starts from that model's candidate (the same recipe on the train split;
+its served model when it has none) and the served model from its served model. What was
+carried over is logged per model and written to <Model artifact>/warm_start.json (the served
+model's; {"base_model": null} when it trained from scratch) for the run summary.
+
 Several workers (Vertex's `replica_count > 1`, TF_CONFIG naming several tasks): every worker
 runs run_fn with the same arguments, they train each model together under
 MultiWorkerMirroredStrategy (trainer/distribute.py) and all evaluate (the metrics' collectives
@@ -21,10 +28,12 @@ they delete, as TensorFlow's multi-worker guide does (saving may read variables 
 every worker).
 """
 
+import json
 import logging
 import os
 import shutil
 import tempfile
+from typing import Optional, Tuple
 
 import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
@@ -36,9 +45,12 @@ from trainer.config import ModelConfig, from_mapping
 from trainer.export import export_serving_model
 from trainer.progress import EpochLog
 from trainer.train import evaluate, train
+from trainer.warm_start import Report
 
 # Sub-folder of the Trainer's Model artifact holding the model the gate judges.
 CANDIDATE_DIR = "candidate"
+# File of the Model artifact saying what the served model's warm start carried over.
+WARM_START_FILE = "warm_start.json"
 
 
 def candidate_dir(model_uri: str) -> str:
@@ -51,6 +63,34 @@ def model_uri(serving_model_dir: str) -> str:
     """The Model artifact's folder, from the Trainer's serving_model_dir (its Format-Serving
     sub-folder) or from a base model's path (fn_args.base_model, the same sub-folder)."""
     return os.path.dirname(os.path.normpath(serving_model_dir))
+
+
+def warm_start_bases(base_model: Optional[str]) -> Tuple[Optional[str], Optional[str]]:
+    """The exports the candidate and the served model warm-start from: the base Model
+    artifact's candidate (its served model when it has none, as models made before the
+    candidate moved into the artifact) and its served model; (None, None) without a base."""
+    if not base_model:
+        return None, None
+    candidate = candidate_dir(model_uri(base_model))
+    try:
+        present = tf.io.gfile.exists(
+            os.path.join(candidate, tf.saved_model.SAVED_MODEL_FILENAME_PB))
+    except tf.errors.OpError:
+        present = False
+    if not present:
+        logging.info("warm start: %s has no candidate; the candidate starts from its served "
+                     "model", model_uri(base_model))
+        candidate = base_model
+    return candidate, base_model
+
+
+def write_warm_start(report: Report, model_dir: str) -> str:
+    """Writes <model_dir>/warm_start.json (model_dir: the Model artifact's folder)."""
+    path = os.path.join(model_dir, WARM_START_FILE)
+    tf.io.gfile.makedirs(model_dir)
+    with tf.io.gfile.GFile(path, "w") as out:
+        json.dump(report.as_json(), out, indent=2)
+    return path
 
 
 def export_model(model, export_dir: str, max_k: int) -> None:
@@ -77,8 +117,12 @@ def run_fn(fn_args) -> None:
     tensorboard = ([tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)]
                    if distribute.is_chief() else [])
 
+    candidate_base, served_base = warm_start_bases(getattr(fn_args, "base_model", None))
+
     candidate = train(transform_output, fn_args.train_files, config,
-                      callbacks=tensorboard + [EpochLog("candidate (train split)")], verbose=0)
+                      callbacks=tensorboard + [EpochLog("candidate (train split)")], verbose=0,
+                      warm_start_from=candidate_base)
+    logging.info("candidate's warm start: %s", candidate.warm_start_report.summary())
     metrics = evaluate(candidate, transform_output, fn_args.eval_files)
     logging.info("candidate's held-out metrics: %s", metrics)
     export_model(candidate, candidate_dir(model_uri(fn_args.serving_model_dir)), max_k=max_k)
@@ -88,5 +132,8 @@ def run_fn(fn_args) -> None:
         logging.info("refit on train + eval for the served model")
         served = train(transform_output, list(fn_args.train_files) + list(fn_args.eval_files),
                        config, callbacks=[EpochLog("served model (train + eval)")],
-                       verbose=0)
+                       verbose=0, warm_start_from=served_base)
+        logging.info("served model's warm start: %s", served.warm_start_report.summary())
     export_model(served, fn_args.serving_model_dir, max_k=max_k)
+    if distribute.is_chief():
+        write_warm_start(served.warm_start_report, model_uri(fn_args.serving_model_dir))
