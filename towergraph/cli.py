@@ -168,7 +168,7 @@ def _run_quiet(config: PipelineConfig, args: argparse.Namespace) -> int:
         return 3
     print(ran_on(config))
     print(summary.describe(components=False))
-    return 0 if summary.pushed else 1
+    return 0 if summary.succeeded else 1   # pushed, or the model is already in production
 
 
 def _run_verbose(config: PipelineConfig, args: argparse.Namespace) -> int:
@@ -190,7 +190,7 @@ def _run_verbose(config: PipelineConfig, args: argparse.Namespace) -> int:
         return 3
     print(ran_on(config))
     print(summary.describe())
-    return 0 if summary.pushed else 1
+    return 0 if summary.succeeded else 1   # pushed, or the model is already in production
 
 
 def _report_failure(error: Exception, component: str, log_path: Optional[str]) -> None:
