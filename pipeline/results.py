@@ -18,9 +18,7 @@ from tfx.orchestration import metadata
 
 from pipeline.config import PipelineConfig
 from pipeline.gate import METRICS_FILE
-from trainer.run import model_uri
-
-WARM_START_FILE = "warm_start.json"   # written by the Trainer into its Model artifact
+from trainer.run import WARM_START_FILE, model_uri
 
 _STATE_NAMES = {value: name for name, value in
                 metadata_store_pb2.Execution.State.items()}

@@ -147,6 +147,24 @@ def test_the_warm_start_line(warm_start, source, line):
     assert lines[1].startswith("gate: ")
 
 
+def test_the_warm_start_line_reads_what_the_trainer_writes():
+    from trainer.warm_start import Report, Rows
+    report = Report(base_model="/run/Trainer/model/7/Format-Serving",
+                    vocabularies={"items": Rows(1623, 27, 3), "users": Rows(930, 13, 0),
+                                  "title_tokens": Rows(500, 2, 1)},
+                    copied=("candidate_tower/projection/0",), fresh=())
+    summary = RunSummary(COMPONENTS, None, True, "/v/1",
+                         warm_start=json.loads(json.dumps(report.as_json())),
+                         warm_start_from="version 1700000000")
+    assert summary.describe(components=False).splitlines()[0] == (
+        "warm start: from version 1700000000 (1,623 of 1,650 items and 930 of 943 users "
+        "carried over; 27 new items, 13 new users initialised fresh; 3 items of the base "
+        "model no longer in the data)")
+    scratch = RunSummary(COMPONENTS, None, True, "/v/1", warm_start=Report().as_json())
+    assert scratch.describe(components=False).splitlines()[0] == (
+        "warm start: none (trained from scratch)")
+
+
 def test_no_warm_start_line_without_the_trainers_file():
     text = RunSummary(COMPONENTS, _metrics({"k10": 0.2}, {"k10": 0.1}), True, "/v/1").describe()
     assert "warm start" not in text
