@@ -206,8 +206,10 @@ def pushed_version(store, model_id: int) -> Optional[str]:
     for pushed_model in _outputs(store, execution_ids, "PushedModel"):
         properties = pushed_model.custom_properties
         if "pushed" in properties and properties["pushed"].int_value == 1:
+            if properties["pushed_version"].string_value:    # TFX's Pusher sets both
+                return properties["pushed_version"].string_value
             destination = properties["pushed_destination"].string_value
-            return os.path.basename(destination.rstrip("/"))
+            return os.path.basename(destination.rstrip("/")) or None
     return None
 
 

@@ -232,6 +232,7 @@ def recorded_run(tmp_path, request):
     mlmd.execute("Pusher", inputs=[("model", model_a)], in_run=False, outputs=[
         ("pushed_model", mlmd.artifact("PushedModel", tmp_path / "Pusher/1", pushed=1,
                                        pushed_destination="/serving/towergraph/1700000000/"))])
+    # (TFX's Pusher also sets pushed_version; without it the destination's folder names it.)
     mlmd.execute("Pusher", inputs=[("model", model_a)], in_run=False, outputs=[
         ("pushed_model", mlmd.artifact("PushedModel", tmp_path / "Pusher/2", pushed=0))])
 
@@ -270,6 +271,17 @@ def test_the_summary_names_the_production_model_by_its_pushed_version(recorded_r
         "model no longer in the data)",
         "gate: recall@10 0.181 vs production 1700000000 0.176 vs popularity 0.093 -> blessed",
         "pushed: /serving/towergraph/1700000100"]
+
+
+def test_the_pushed_version_property_names_the_version_where_set(tmp_path):
+    from pipeline.results import pushed_version
+    mlmd = _Store(tmp_path / "metadata.sqlite")
+    model = mlmd.artifact("Model", tmp_path / "model")
+    mlmd.execute("Pusher", inputs=[("model", model)], in_run=False, outputs=[
+        ("pushed_model", mlmd.artifact("PushedModel", tmp_path / "pushed", pushed=1,
+                                       pushed_version="1700000042"))])
+    assert pushed_version(mlmd.store, model.id) == "1700000042"
+    assert pushed_version(mlmd.store, mlmd.artifact("Model", tmp_path / "never").id) is None
 
 
 def test_a_model_trained_from_scratch_says_so(recorded_run):
