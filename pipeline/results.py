@@ -161,6 +161,13 @@ def _outputs(store, execution_ids: List[int], type_name: str) -> List:
 
 
 def _component_name(store, execution) -> str:
+    """The pipeline node's id (its "<pipeline>.<id>" context, as the console shows it:
+    production_model, not Resolver), else the last part of the execution type's name."""
+    contexts = store.get_contexts_by_execution(execution.id)
+    types = store.get_context_types_by_id([context.type_id for context in contexts])
+    for context, context_type in zip(contexts, types):
+        if context_type.name == "node":
+            return context.name.rsplit(".", 1)[-1]
     return store.get_execution_types_by_id([execution.type_id])[0].name.rsplit(".", 1)[-1]
 
 
@@ -240,9 +247,7 @@ def _warm_start(store, executions) -> tuple:
 def latest_run_summary(config: PipelineConfig) -> RunSummary:
     store = _store(config)
     executions = _latest_run_executions(store, config)
-    types = {t.id: t.name for t in
-             store.get_execution_types_by_id([e.type_id for e in executions])}
-    components = {types[e.type_id].rsplit(".", 1)[-1]: _STATE_NAMES[e.last_known_state]
+    components = {_component_name(store, e): _STATE_NAMES[e.last_known_state]
                   for e in executions}
     ids = [e.id for e in executions]
 

@@ -52,10 +52,16 @@ def test_first_run_blesses_and_pushes_a_versioned_model(first_run):
     summary = _summary(output)
     assert set(summary.components.values()) == {"COMPLETE"}
     assert list(summary.components) == [
-        "CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
-        "Trainer", "RetrievalGate", "Pusher"]
+        "CsvExampleGen", "production_model", "StatisticsGen", "SchemaGen", "ExampleValidator",
+        "Transform", "Trainer", "RetrievalGate", "Pusher"]
     assert summary.metrics["blessed"]
-    for k in (10, 100):
+    # A first run has no model in production: judged against popularity only, from scratch.
+    assert "production" not in summary.metrics
+    assert "warm start: none (trained from scratch)" in summary.describe()
+    # 150 items: recall@100 cannot tell models apart (each user's unread items are fewer), so
+    # the gate judges k=100 at half the catalogue and says so.
+    assert summary.metrics["judged_ks"] == [10, 75]
+    for k in summary.metrics["judged_ks"]:
         assert summary.metrics["model"][f"recall@{k}"] > summary.metrics["popularity"][f"recall@{k}"]
     [version] = _versions(output)
     assert summary.pushed_path.rstrip("/") == str(version)
@@ -79,39 +85,69 @@ def test_pushed_model_finds_neighbours_of_the_same_genre(first_run):
     assert all(query not in row for query, row in zip(queries, neighbours))
 
 
-def test_second_run_with_unchanged_inputs_is_served_from_the_cache(first_run):
+def test_unchanged_rerun_without_warm_start_trains_nothing_and_pushes_nothing(first_run):
     data, output, _ = first_run
-    assert _run(data, output) == 0
+    assert _run(data, output, "--warm-start", "false") == 0
     summary = _summary(output)
-    assert set(summary.components.values()) == {"CACHED"}, summary.components
+    # The Trainer's inputs are the first run's: its model comes from the cache, and the gate
+    # sees that it is the model in production already; nothing new is pushed, exit 0.
+    assert {name: state for name, state in summary.components.items()
+            if name not in ("production_model", "RetrievalGate", "Pusher")} == {
+        name: "CACHED" for name in ("CsvExampleGen", "StatisticsGen", "SchemaGen",
+                                    "ExampleValidator", "Transform", "Trainer")}
+    assert summary.metrics["already_in_production"] and not summary.pushed
     assert len(_versions(output)) == 1
+
+
+def test_next_run_warm_starts_from_production_and_is_judged_against_it(first_run):
+    data, output, _ = first_run
+    [first] = _versions(output)
+    exit_code = _run(data, output)
+    summary = _summary(output)
+    assert summary.components["Transform"] == "CACHED"
+    assert summary.components["Trainer"] == "COMPLETE"
+    text = summary.describe()
+    # Same data: every user and item carried over from the model in production.
+    assert f"warm start: from version {first.name} (150 of 150 items and 600 of 600 users " \
+           "carried over" in text, text
+    assert summary.metrics["production"]["id"]
+    assert f"vs production {first.name}" in text
+    for k in summary.metrics["judged_ks"]:
+        assert summary.metrics["production"][f"recall@{k}"] > 0
+    # Blessed (and a second version pushed) exactly when it is no worse than production.
+    assert exit_code == (0 if summary.metrics["blessed"] else 1)
+    assert len(_versions(output)) == (2 if summary.metrics["blessed"] else 1)
 
 
 def test_a_model_that_loses_to_popularity_is_not_pushed(first_run, capsys):
     data, output, _ = first_run
-    # One epoch at a negligible learning rate leaves the embeddings near their random start.
-    exit_code = _run(data, output, "--epochs", "1", "--learning-rate", "1e-7")
+    # One epoch at a negligible learning rate leaves the embeddings near their random start
+    # (from scratch: a warm start would begin at the production model's).
+    versions = len(_versions(output))
+    exit_code = _run(data, output, "--epochs", "1", "--learning-rate", "1e-7",
+                     "--warm-start", "false")
     assert exit_code == 1
     summary = _summary(output)
     assert summary.components["Trainer"] == "COMPLETE"
     assert summary.components["Transform"] == "CACHED"
     assert not summary.metrics["blessed"] and not summary.pushed
     assert "NOT blessed" in capsys.readouterr().out
-    assert len(_versions(output)) == 1
+    assert len(_versions(output)) == versions
 
 
 def test_tfx_cli_creates_and_runs_the_same_pipeline(first_run, tmp_path):
     data, output, _ = first_run
     config = tmp_path / "local.yaml"
     config.write_text(f"data_dir: {data}\noutput_dir: {output}\nbeam_mode: in_memory\n"
-                      "model:\n  epochs: 5\n")
+                      "warm_start: false\nmodel:\n  epochs: 5\n")
     env = dict(os.environ, TOWERGRAPH_CONFIG=str(config), LOCAL_HOME=str(tmp_path / "tfx"))
     tfx = str(Path(sys.executable).parent / "tfx")
     for command in (["pipeline", "create", "--pipeline_path=pipeline/local_runner.py"],
                     ["run", "create", "--pipeline_name=towergraph"]):
         subprocess.run([tfx, *command, "--engine=local"], cwd=REPO, env=env, check=True)
-    # Same data, code and settings as the first run: every component comes from the cache.
-    assert set(_summary(output).components.values()) == {"CACHED"}
+    # Same data, code and settings as the first run (no warm start): everything up to the
+    # Trainer comes from the cache.
+    assert _summary(output).components["Trainer"] == "CACHED"
 
 
 def test_run_without_prepared_data_says_how_to_make_it(tmp_path, capsys):
