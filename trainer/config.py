@@ -35,6 +35,9 @@ class ModelConfig:
     uniform_negatives: int = setting(0, "catalogue items drawn uniformly per batch as extra "
                                      "negatives beside the in-batch ones (mixed negative "
                                      "sampling; 0: in-batch only)")
+    id_dropout: float = setting(0.0, "share of training interactions whose item is embedded "
+                                "without its id (the out-of-vocabulary id row), so the "
+                                "content part alone learns to place an item (cold items)")
     learning_rate: float = setting(0.1, "Adagrad learning rate")
     epochs: int = setting(10, "passes over the training split")
     batch_size: int = setting(1024, "interactions per batch (also the in-batch negatives)")
@@ -49,6 +52,8 @@ class ModelConfig:
                  if getattr(self, name) <= 0]
                 + ([("uniform_negatives", f"must be 0 or positive, not {self.uniform_negatives}")]
                    if self.uniform_negatives < 0 else [])
+                + ([("id_dropout", f"must be at least 0 and below 1, not {self.id_dropout}")]
+                   if not 0 <= self.id_dropout < 1 else [])
                 + [(name, f"every layer size must be positive, not {getattr(self, name)}")
                    for name in ("query_layers", "candidate_layers")
                    if any(units <= 0 for units in getattr(self, name))])

@@ -183,10 +183,14 @@ class CandidateTower(tf.keras.Model):
             ids = bag.ids(tf.constant(list(content[name]), dtype=tf.string))
             self._content_ids[name] = (ids.flat_values, ids.row_splits)
 
-    def from_rows(self, rows):
+    def from_rows(self, rows, drop_ids=None):
         """The vectors of catalogue rows [B] (int64; index_catalog() first): what call() returns
-        for those items' strings."""
-        parts = [self.item.embedding(rows + 1)]   # StringLookup index = catalogue row + 1
+        for those items' strings. drop_ids: [B] bool, rows embedded without their id (the
+        out-of-vocabulary id row 0: content alone), for id-dropout while training."""
+        ids = rows + 1   # StringLookup index = catalogue row + 1
+        if drop_ids is not None:
+            ids = tf.where(drop_ids, tf.zeros_like(ids), ids)
+        parts = [self.item.embedding(ids)]
         for name, bag in self.content.items():
             values, splits = self._content_ids[name]
             ids = tf.gather(tf.RaggedTensor.from_row_splits(values, splits, validate=False),
@@ -350,10 +354,13 @@ class TwoTowerModel(tfrs.Model):
         if training and replicas is not None and replicas.num_replicas_in_sync > 1:
             return self._global_batch_loss(replicas, queries, rows)
         extra = self.config.uniform_negatives if training else 0
+        drop_ids = self._id_dropout(rows, training)
         if extra:
             rows = tf.concat([rows, tf.random.uniform([extra], 0, len(self.catalog),
                                                       dtype=tf.int64)], axis=0)
-        candidates = self.candidate_tower.from_rows(rows)
+            if drop_ids is not None:
+                drop_ids = tf.concat([drop_ids, tf.zeros([extra], tf.bool)], axis=0)
+        candidates = self.candidate_tower.from_rows(rows, drop_ids)
         probability = None
         if self.config.logq_correction:
             # Expected share of the negatives per item: popularity for the batch's items plus
@@ -374,6 +381,17 @@ class TwoTowerModel(tfrs.Model):
         self.mean_loss.update_state(loss)
         return loss
 
+    def _id_dropout(self, rows, training, replica=0):
+        """[B] bool: the training candidates embedded without their id (config.id_dropout of
+        them, drawn from the seed, the optimizer's step and the replica), or None. Uniform
+        negatives keep their ids."""
+        if not training or not self.config.id_dropout:
+            return None
+        seed = tf.stack([tf.constant(self.config.seed, tf.int64) + 1
+                         + tf.cast(replica, tf.int64),
+                         tf.cast(self.optimizer.iterations, tf.int64)])
+        return tf.random.stateless_uniform(tf.shape(rows), seed=seed) < self.config.id_dropout
+
     def _global_batch_loss(self, replicas: tf.distribute.ReplicaContext, queries, rows):
         """The training loss of this replica's queries against the global batch, under a
         multi-replica strategy (trainer/distribute.py): the softmax is over the same
@@ -393,7 +411,8 @@ class TwoTowerModel(tfrs.Model):
         tfrs.Model.train_step does not scale by the number of replicas), so the applied
         gradient is that of the global batch's summed loss: the one-process gradient.
         """
-        local = self.candidate_tower.from_rows(rows)
+        local = self.candidate_tower.from_rows(
+            rows, self._id_dropout(rows, True, replicas.replica_id_in_sync_group))
         owner = tf.fill(tf.shape(rows), tf.cast(replicas.replica_id_in_sync_group, tf.int64))
         candidates = replicas.all_gather(local, axis=0)
         gathered = replicas.all_gather(tf.stack([rows, owner], axis=1), axis=0)
