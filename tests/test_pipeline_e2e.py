@@ -38,7 +38,9 @@ def first_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     data, output = root / "data", root / "run"
     generate_synthetic(data, users=600, items=150, genres=4, ratings_per_user=25, seed=7)
-    exit_code = _run(data, output)
+    # Without warm start, so that the reruns below without it find the Trainer's inputs (no
+    # base_model channel) unchanged; a first run has no model to start from either way.
+    exit_code = _run(data, output, "--warm-start", "false")
     return data, output, exit_code
 
 
@@ -89,8 +91,9 @@ def test_unchanged_rerun_without_warm_start_trains_nothing_and_pushes_nothing(fi
     data, output, _ = first_run
     assert _run(data, output, "--warm-start", "false") == 0
     summary = _summary(output)
-    # The Trainer's inputs are the first run's: its model comes from the cache, and the gate
-    # sees that it is the model in production already; nothing new is pushed, exit 0.
+    # The Trainer's inputs are the first run's (no warm start either): its model comes from the
+    # cache, and the gate sees that it is the model in production already; nothing new is
+    # pushed, exit 0.
     assert {name: state for name, state in summary.components.items()
             if name not in ("production_model", "RetrievalGate", "Pusher")} == {
         name: "CACHED" for name in ("CsvExampleGen", "StatisticsGen", "SchemaGen",
