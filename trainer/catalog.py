@@ -2,11 +2,14 @@
 
 The catalog travels inside the exported model (titles included), so a client needs nothing but
 the model. It is built from the training examples that reach the Trainer through the pipeline's
-channels, in the order of Transform's item vocabulary (most-rated first).
+channels, in the order of Transform's item vocabulary (most-rated first): the warm items, which
+the item tower has an id embedding for. After them come the cold items: items of the examples
+outside that vocabulary (cut by `top_items`), most-rated first, which the model embeds from
+their content alone (the out-of-vocabulary id row) and which it does not train on.
 """
 
 import dataclasses
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -22,13 +25,21 @@ class Catalog:
     # column at all (MovieLens has genres, goodbooks has authors).
     genres: Optional[List[str]]
     authors: Optional[List[str]]
-    # Training interactions per item: popularity, and the in-batch sampling probability.
+    # Interactions per item in the examples: popularity, and (warm items) the in-batch
+    # sampling probability.
     counts: np.ndarray
+    # Rows [0, warm_items) are warm (the item tower's id vocabulary, trained on), the rest cold
+    # (content alone); None: every row is warm.
+    warm_items: Optional[int] = None
 
     def __post_init__(self):
         size = len(self.item_ids)
-        if size == 0:
-            raise ValueError("the catalog is empty: no training interaction names a known item")
+        if self.warm_items is None:
+            object.__setattr__(self, "warm_items", size)
+        if not 0 < self.warm_items <= size:
+            raise ValueError("the catalog is empty: no training interaction names a known item"
+                             if size == 0 or self.warm_items == 0 else
+                             f"warm_items is {self.warm_items}, the catalog has {size} rows")
         for name in ("titles", "genres", "authors", "counts"):
             column = getattr(self, name)
             if column is not None and len(column) != size:
@@ -46,9 +57,24 @@ class Catalog:
         return {name: column for name, column in features.items() if column is not None}
 
     @property
+    def warm_ids(self) -> List[str]:
+        """The warm items' ids: the item tower's id vocabulary, the items trained on."""
+        return self.item_ids[:self.warm_items]
+
+    @property
+    def cold(self) -> np.ndarray:
+        """[len] bool: which rows are cold items (embedded from their content alone)."""
+        return np.arange(len(self)) >= self.warm_items
+
+    @property
+    def warm_counts(self) -> np.ndarray:
+        """Training interactions per warm item (cold items' interactions are not trained on)."""
+        return self.counts[:self.warm_items]
+
+    @property
     def sampling_probability(self) -> np.ndarray:
-        """Share of training interactions per item: how often in-batch sampling sees it."""
-        return self.counts / self.counts.sum()
+        """Share of training interactions per warm item: how often in-batch sampling sees it."""
+        return self.warm_counts / self.warm_counts.sum()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,27 +124,42 @@ def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def build_catalog(batches: Iterable[Mapping[str, np.ndarray]],
-                  item_vocabulary: Sequence[str]) -> Catalog:
-    """Collects each vocabulary item's content and counts its interactions.
+Batches = Iterable[Mapping[str, np.ndarray]]
+
+
+def build_catalog(batches: Union[Batches, Callable[[], Batches]],
+                  item_vocabulary: Sequence[str], max_cold_items: int = 0) -> Catalog:
+    """Collects each vocabulary item's content and counts its interactions, then appends up
+    to `max_cold_items` cold items (the most-rated items of the examples outside the
+    vocabulary; ties by id) with theirs.
 
     `batches` yields dicts of equal-length numpy arrays with at least item_id and title (as
-    the Trainer reads them from Transform's output); items outside the vocabulary are skipped.
-    The first row seen for an item supplies its content.
+    the Trainer reads them from Transform's output); or is a function returning a fresh such
+    iterable, for a second scan. The first row seen for an item supplies its content.
+
+    Memory: one id and count per distinct item of the examples (as Transform's vocabulary
+    computation holds), content for the vocabulary and for at most max_cold_items cold items.
+    The scan keeps the content of the first max_cold_items cold items it meets; when more
+    distinct cold items than that occur, a second scan collects the content of the chosen
+    ones it did not keep (so a plain iterable must then be re-iterable, e.g. a list).
     """
+    scan = batches if callable(batches) else (lambda: batches)
     position = {item: i for i, item in enumerate(item_vocabulary)}
     counts = np.zeros(len(item_vocabulary), dtype=np.int64)
     content: Dict[str, List[Optional[str]]] = {}
-    for batch in batches:
+    cold_counts: Dict[str, int] = {}
+    cold_content: Dict[str, Tuple[str, ...]] = {}
+    for batch in scan():
         if not content:
             content = {name: [None] * len(item_vocabulary)
                        for name in (TITLE, *LIST_FEATURES) if name in batch}
-        ids = np.array([_text(item) for item in batch[ITEM_ID]], dtype=object)
-        unique_ids, first_rows, unique_counts = np.unique(ids, return_index=True,
-                                                          return_counts=True)
-        for item, row, count in zip(unique_ids, first_rows, unique_counts):
+        for item, row, count in _unique_items(batch):
             index = position.get(item)
             if index is None:
+                if max_cold_items > 0:
+                    cold_counts[item] = cold_counts.get(item, 0) + count
+                    if item not in cold_content and len(cold_content) < max_cold_items:
+                        cold_content[item] = _row_content(batch, content, row)
                 continue
             counts[index] += count
             if content[TITLE][index] is None:
@@ -128,5 +169,32 @@ def build_catalog(batches: Iterable[Mapping[str, np.ndarray]],
     if missing:
         raise ValueError(f"{len(missing)} vocabulary items never occur in the training "
                          f"examples, e.g. {missing[:5]}: vocabulary and examples disagree")
-    return Catalog(item_ids=list(item_vocabulary), titles=content[TITLE],
-                   genres=content.get(GENRES), authors=content.get(AUTHORS), counts=counts)
+    cold = sorted(cold_counts, key=lambda item: (-cold_counts[item], item))[:max_cold_items]
+    unseen = {item for item in cold if item not in cold_content}
+    if unseen:
+        for batch in scan():
+            for item, row, _ in _unique_items(batch):
+                if item in unseen:
+                    cold_content[item] = _row_content(batch, content, row)
+                    unseen.discard(item)
+    for i, name in enumerate(content):
+        content[name] = content[name] + [cold_content[item][i] for item in cold]
+    return Catalog(item_ids=list(item_vocabulary) + cold, titles=content[TITLE],
+                   genres=content.get(GENRES), authors=content.get(AUTHORS),
+                   counts=np.concatenate([counts, [cold_counts[item] for item in cold]]
+                                         ).astype(np.int64),
+                   warm_items=len(item_vocabulary))
+
+
+def _unique_items(batch: Mapping[str, np.ndarray]):
+    """(item id, first row, rows) of each distinct item of a batch."""
+    ids = np.array([_text(item) for item in batch[ITEM_ID]], dtype=object)
+    unique_ids, first_rows, unique_counts = np.unique(ids, return_index=True,
+                                                      return_counts=True)
+    return zip(unique_ids, first_rows, unique_counts.tolist())
+
+
+def _row_content(batch: Mapping[str, np.ndarray], content: Mapping[str, list],
+                 row: int) -> Tuple[str, ...]:
+    """One row's content columns, in the order of `content`."""
+    return tuple(_text(batch[name][row]) for name in content)

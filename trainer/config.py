@@ -38,6 +38,16 @@ class ModelConfig:
     id_dropout: float = setting(0.0, "share of training interactions whose item is embedded "
                                 "without its id (the out-of-vocabulary id row), so the "
                                 "content part alone learns to place an item (cold items)")
+    cold_items: bool = setting(True, "items of the training examples outside the item "
+                               "vocabulary (cut by top_items) join the served catalogue as cold "
+                               "items, embedded from their title and genres/authors alone, "
+                               "flagged `cold`; they are not trained on")
+    max_cold_items: int = setting(100_000, "most cold items in the catalogue (the most-rated "
+                                  "kept): bounds the served catalogue and the content the "
+                                  "Trainer holds for them")
+    cold_neighbours: bool = setting(True, "cold items may appear among similar_items and "
+                                    "recommend results (false: only warm items are returned; "
+                                    "a cold item's own neighbours still work)")
     learning_rate: float = setting(0.1, "Adagrad learning rate")
     epochs: int = setting(10, "passes over the training split")
     batch_size: int = setting(1024, "interactions per batch (also the in-batch negatives)")
@@ -52,6 +62,8 @@ class ModelConfig:
                  if getattr(self, name) <= 0]
                 + ([("uniform_negatives", f"must be 0 or positive, not {self.uniform_negatives}")]
                    if self.uniform_negatives < 0 else [])
+                + ([("max_cold_items", f"must be 0 or positive, not {self.max_cold_items}")]
+                   if self.max_cold_items < 0 else [])
                 + ([("id_dropout", f"must be at least 0 and below 1, not {self.id_dropout}")]
                    if not 0 <= self.id_dropout < 1 else [])
                 + [(name, f"every layer size must be positive, not {getattr(self, name)}")

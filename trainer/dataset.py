@@ -27,7 +27,8 @@ def read_batches(file_pattern: Sequence[str], feature_spec: Dict[str, tf.io.Fixe
 
 
 def keep_items(batches: tf.data.Dataset, item_ids: List[str]) -> tf.data.Dataset:
-    """Drops interactions with items outside the catalog (beyond the top-N most-rated).
+    """Drops interactions with items outside `item_ids` (the catalogue's warm items: beyond
+    the top-N most-rated are cold items or none).
 
     Such an item has no embedding of its own; training on it would teach the model to
     recommend the out-of-vocabulary bucket.

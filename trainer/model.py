@@ -152,8 +152,12 @@ class CandidateTower(tf.keras.Model):
 
     def __init__(self, item_ids: Sequence[str], vocabularies: Vocabularies,
                  config: ModelConfig):
+        """item_ids: the id vocabulary (the catalogue's warm items, whose rows come first);
+        catalogue rows from len(item_ids) on are cold items, embedded with the
+        out-of-vocabulary id row (content alone)."""
         super().__init__(name="candidate_tower")
         dim = config.embedding_dim
+        self.warm_items = len(item_ids)
         self.item = _Lookup(item_ids, dim, name="item")
         self.content = {TITLE: _BagOfValues(vocabularies.title_tokens, dim, title_tokens,
                                             name="title")}
@@ -175,6 +179,14 @@ class CandidateTower(tf.keras.Model):
         parts += [bag(features[name]) for name, bag in self.content.items()]
         return self._project(parts)
 
+    def from_content(self, features: Dict[str, tf.Tensor]):
+        """Items from their content alone ([N] title and genres/authors strings; a feature the
+        tower has no bag for is ignored): the out-of-vocabulary id row, as cold items."""
+        titles = features[TITLE]
+        parts = [self.item.embedding(tf.zeros(tf.shape(titles), tf.int64))]
+        parts += [bag(features[name]) for name, bag in self.content.items()]
+        return self._project(parts)
+
     def index_catalog(self, content: Mapping[str, Sequence[str]]) -> None:
         """Computes each catalogue item's content indices once (row r = catalogue row r), as
         ragged (values, row_splits): memory grows with the text, not with its longest title."""
@@ -187,7 +199,8 @@ class CandidateTower(tf.keras.Model):
         """The vectors of catalogue rows [B] (int64; index_catalog() first): what call() returns
         for those items' strings. drop_ids: [B] bool, rows embedded without their id (the
         out-of-vocabulary id row 0: content alone), for id-dropout while training."""
-        ids = rows + 1   # StringLookup index = catalogue row + 1
+        # StringLookup index = catalogue row + 1 for warm rows, 0 (out of vocabulary) for cold.
+        ids = tf.where(rows < self.warm_items, rows + 1, tf.zeros_like(rows))
         if drop_ids is not None:
             ids = tf.where(drop_ids, tf.zeros_like(ids), ids)
         parts = [self.item.embedding(ids)]
@@ -296,6 +309,10 @@ class TwoTowerModel(tfrs.Model):
     A training step works on catalogue rows: one lookup turns the batch's item ids into rows,
     and everything per item (content indices, sampling probability, accidental-hit identity)
     is gathered by row, so the per-interaction input is just (user id, item id).
+
+    The catalogue's cold items (rows after the warm ones, catalog.warm_items) are never
+    trained on nor drawn as negatives: they get their vectors from their content through the
+    out-of-vocabulary id row, which config.id_dropout trains to place an item by its content.
     """
 
     def __init__(self, vocabularies: Vocabularies, catalog: Catalog, config: ModelConfig,
@@ -307,7 +324,7 @@ class TwoTowerModel(tfrs.Model):
             tf.lookup.KeyValueTensorInitializer(tf.constant(catalog.item_ids),
                                                 tf.range(len(catalog), dtype=tf.int64)),
             default_value=-1)
-        self.candidate_tower = CandidateTower(catalog.item_ids, vocabularies, config)
+        self.candidate_tower = CandidateTower(catalog.warm_ids, vocabularies, config)
         self.candidate_tower.index_catalog(catalog.content())
         self.query_tower = QueryTower(vocabularies.users, config, histories,
                                       self.candidate_tower.item.embedding)
@@ -344,8 +361,8 @@ class TwoTowerModel(tfrs.Model):
         return metrics
 
     def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False):
-        # Interactions with items outside the catalogue are dropped by the input pipeline
-        # (trainer.dataset.keep_items), so every row here is >= 0.
+        # Interactions with items outside the warm catalogue are dropped by the input pipeline
+        # (trainer.dataset.keep_items), so every row here is in [0, warm items).
         rows = self.item_row.lookup(features[ITEM_ID])
         # Only a history-pooling user tower needs the target's row (to leave it out).
         leave_out = rows if self.query_tower.item_embedding is not None else None
@@ -356,7 +373,7 @@ class TwoTowerModel(tfrs.Model):
         extra = self.config.uniform_negatives if training else 0
         drop_ids = self._id_dropout(rows, training)
         if extra:
-            rows = tf.concat([rows, tf.random.uniform([extra], 0, len(self.catalog),
+            rows = tf.concat([rows, tf.random.uniform([extra], 0, self.catalog.warm_items,
                                                       dtype=tf.int64)], axis=0)
             if drop_ids is not None:
                 drop_ids = tf.concat([drop_ids, tf.zeros([extra], tf.bool)], axis=0)
@@ -367,7 +384,7 @@ class TwoTowerModel(tfrs.Model):
             # extra / batch / catalogue for the uniform draws (relative values are what count).
             batch = tf.cast(tf.shape(queries)[0], tf.float32)
             probability = (tf.gather(self.sampling_probability, rows)
-                           + extra / batch / len(self.catalog))
+                           + extra / batch / self.catalog.warm_items)
         if training:
             loss = sampled_softmax_loss(
                 queries, candidates, rows,
@@ -424,14 +441,14 @@ class TwoTowerModel(tfrs.Model):
             uniform = tf.random.stateless_uniform(
                 [extra], seed=tf.stack([tf.constant(self.config.seed, tf.int64),
                                         tf.cast(self.optimizer.iterations, tf.int64)]),
-                minval=0, maxval=len(self.catalog), dtype=tf.int64)
+                minval=0, maxval=self.catalog.warm_items, dtype=tf.int64)
             candidates = tf.concat([candidates, self.candidate_tower.from_rows(uniform)], 0)
             all_rows = tf.concat([all_rows, uniform], axis=0)
         probability = tf.ones_like(all_rows, tf.float32)
         if self.config.logq_correction:
             batch = tf.cast(tf.shape(gathered)[0], tf.float32)
             probability = (tf.gather(self.sampling_probability, all_rows)
-                           + extra / batch / len(self.catalog))
+                           + extra / batch / self.catalog.warm_items)
         loss = sampled_softmax_loss(queries, candidates, all_rows, probability,
                                     self.config.temperature, positive_offset=offset)
         # Keras' logs add up the replicas' own results (tf_keras' "auto" reduction is a sum),

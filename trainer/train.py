@@ -59,25 +59,31 @@ def load_histories(transform_output: tft.TFTransformOutput, files: Files, catalo
     spec = transform_output.transformed_feature_spec()
     spec = {name: spec[name] for name in (USER_ID, ITEM_ID)}
     return build_histories(as_numpy(read_batches(files, spec, SCAN_BATCH)), users,
-                           catalog.item_ids)
+                           catalog.warm_ids)
 
 
-def load_catalog(transform_output: tft.TFTransformOutput, files: Files) -> Catalog:
-    """Every vocabulary item with its content and interaction count, from the examples."""
+def load_catalog(transform_output: tft.TFTransformOutput, files: Files,
+                 config: Optional[ModelConfig] = None) -> Catalog:
+    """Every vocabulary item with its content and interaction count, from the examples, then
+    (config.cold_items, the default) up to config.max_cold_items cold items: the most-rated
+    items of the examples outside the vocabulary (trainer.catalog.build_catalog)."""
+    config = config or ModelConfig()
     spec = transform_output.transformed_feature_spec()
-    return build_catalog(as_numpy(read_batches(files, spec, SCAN_BATCH)),
-                         item_vocabulary(transform_output))
+    return build_catalog(lambda: as_numpy(read_batches(files, spec, SCAN_BATCH)),
+                         item_vocabulary(transform_output),
+                         max_cold_items=config.max_cold_items if config.cold_items else 0)
 
 
 def training_data(transform_output: tft.TFTransformOutput, files: Files, catalog: Catalog,
                   config: ModelConfig, shuffle: bool = True,
                   interactions: Optional[int] = None) -> tf.data.Dataset:
-    """Batches of (user id, item id) interactions with catalogue items, shuffled with the
+    """Batches of (user id, item id) interactions with warm catalogue items, shuffled with the
     config's seed. Only the two ids are parsed: an item's content is a per-item fact the
     model gathers by catalogue row (CandidateTower.from_rows).
 
-    interactions: how many of the files' interactions name catalogue items (the catalogue's
-    own count when it was built from the same files); counted with one scan when not given.
+    interactions: how many of the files' interactions name warm catalogue items (the
+    catalogue's own warm count when it was built from the same files); counted with one scan
+    when not given. Cold items' interactions are left out, as their items have no id row.
     The dataset declares its number of batches (Keras needs it to run several steps per call)
     and fails if the files hold another number.
     """
@@ -85,9 +91,9 @@ def training_data(transform_output: tft.TFTransformOutput, files: Files, catalog
     spec = {name: spec[name] for name in (USER_ID, ITEM_ID)}
     if interactions is None:
         interactions = sum(len(batch[ITEM_ID]) for batch in as_numpy(keep_items(
-            read_batches(files, {ITEM_ID: spec[ITEM_ID]}, SCAN_BATCH), catalog.item_ids)))
+            read_batches(files, {ITEM_ID: spec[ITEM_ID]}, SCAN_BATCH), catalog.warm_ids)))
     kept = keep_items(read_batches(files, spec, config.batch_size, shuffle=shuffle,
-                                   seed=config.seed), catalog.item_ids)
+                                   seed=config.seed), catalog.warm_ids)
     # Dropping items outside the catalogue shortens batches; rebatching keeps them all at
     # batch_size (but the last), so the XLA-compiled loss compiles once, not per batch length.
     batches = -(-interactions // config.batch_size)
@@ -181,15 +187,16 @@ def train(transform_output: tft.TFTransformOutput, files: Files, config: ModelCo
     """
     strategy = distribute.strategy()
     vocabularies = load_vocabularies(transform_output)
-    catalog = load_catalog(transform_output, files)
-    logging.info("catalogue: %d items, %d users", len(catalog), len(vocabularies.users))
+    catalog = load_catalog(transform_output, files, config)
+    logging.info("catalogue: %d items (%d cold), %d users", len(catalog),
+                 len(catalog) - catalog.warm_items, len(vocabularies.users))
     histories = (load_histories(transform_output, files, catalog, vocabularies.users)
                  if config.user_history else None)
     with strategy.scope():
         model = compile_model(vocabularies, catalog, config, histories)
         model.warm_start_report = apply_warm_start(model, warm_start_from)
     fit(model, training_data(transform_output, files, catalog, config,
-                             interactions=int(catalog.counts.sum())),
+                             interactions=int(catalog.warm_counts.sum())),
         epochs=config.epochs if epochs is None else epochs, callbacks=callbacks,
         verbose=verbose)
     return model
