@@ -78,15 +78,11 @@ def _worker_env(cluster, index):
 
 @pytest.fixture(scope="module")
 def transformed(tiny_interactions, tmp_path_factory):
-    from test_trainer_run import _rows, _write
-    from test_trainer_preprocessing import transform
+    """The tiny world's Transform output and train/eval files, as tests/test_trainer_run.py
+    makes them."""
+    from test_trainer_run import _rows, _transformed
 
-    root = tmp_path_factory.mktemp("multiworker")
-    (root / "transform").mkdir()
-    rows, _ = transform(_rows(tiny_interactions), {"top_items": 0}, str(root / "transform"))
-    _write(root / "train.gz", [row for i, row in enumerate(rows) if i % 5])
-    _write(root / "eval.gz", rows[::5])
-    return root
+    return _transformed(_rows(tiny_interactions), tmp_path_factory.mktemp("multiworker"))
 
 
 def test_two_workers_train_to_the_recall_of_one_process(transformed, tmp_path):
