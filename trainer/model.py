@@ -368,10 +368,10 @@ class TwoTowerModel(tfrs.Model):
         leave_out = rows if self.query_tower.item_embedding is not None else None
         queries = self.query_tower(features[USER_ID], leave_out=leave_out)
         replicas = tf.distribute.get_replica_context()
+        drop_ids = self._id_dropout(features, training)
         if training and replicas is not None and replicas.num_replicas_in_sync > 1:
-            return self._global_batch_loss(replicas, queries, rows)
+            return self._global_batch_loss(replicas, queries, rows, drop_ids)
         extra = self.config.uniform_negatives if training else 0
-        drop_ids = self._id_dropout(rows, training)
         if extra:
             rows = tf.concat([rows, tf.random.uniform([extra], 0, self.catalog.warm_items,
                                                       dtype=tf.int64)], axis=0)
@@ -398,25 +398,29 @@ class TwoTowerModel(tfrs.Model):
         self.mean_loss.update_state(loss)
         return loss
 
-    def _id_dropout(self, rows, training, replica=0):
-        """[B] bool: the training candidates embedded without their id (config.id_dropout of
-        them, drawn from the seed, the optimizer's step and the replica), or None. Uniform
-        negatives keep their ids."""
+    def _id_dropout(self, features, training):
+        """[B] bool: the interactions whose item is embedded without its id while training
+        (config.id_dropout of them), or None. Drawn by hashing (seed, step, user, item), so one
+        process and several replicas drop the same interactions of a global batch."""
         if not training or not self.config.id_dropout:
             return None
-        seed = tf.stack([tf.constant(self.config.seed, tf.int64) + 1
-                         + tf.cast(replica, tf.int64),
-                         tf.cast(self.optimizer.iterations, tf.int64)])
-        return tf.random.stateless_uniform(tf.shape(rows), seed=seed) < self.config.id_dropout
+        step = tf.strings.as_string(tf.cast(self.optimizer.iterations, tf.int64))
+        keys = tf.strings.join([str(self.config.seed), step, features[USER_ID],
+                                features[ITEM_ID]], separator="\x1f")
+        buckets = 1 << 30
+        draw = tf.strings.to_hash_bucket_fast(keys, buckets)
+        return draw < int(self.config.id_dropout * buckets)
 
-    def _global_batch_loss(self, replicas: tf.distribute.ReplicaContext, queries, rows):
+    def _global_batch_loss(self, replicas: tf.distribute.ReplicaContext, queries, rows,
+                           drop_ids=None):
         """The training loss of this replica's queries against the global batch, under a
         multi-replica strategy (trainer/distribute.py): the softmax is over the same
         candidates as one process training on the whole global batch.
 
         Every replica's candidate vectors are all-gathered (differentiable: the gradient of
         a gathered vector is summed over the replicas whose queries used it and comes back to
-        the replica that computed it), with their catalogue rows and owning replica; this
+        the replica that computed it; id-dropout is drawn per interaction, see _id_dropout),
+        with their catalogue rows and owning replica; this
         replica's positives start at the number of gathered candidates owned by lower
         replicas (replica batches may differ in size). Sampling probabilities are gathered by
         row, as in one process, and uniform negatives are the same rows on every replica
@@ -428,8 +432,7 @@ class TwoTowerModel(tfrs.Model):
         tfrs.Model.train_step does not scale by the number of replicas), so the applied
         gradient is that of the global batch's summed loss: the one-process gradient.
         """
-        local = self.candidate_tower.from_rows(
-            rows, self._id_dropout(rows, True, replicas.replica_id_in_sync_group))
+        local = self.candidate_tower.from_rows(rows, drop_ids)
         owner = tf.fill(tf.shape(rows), tf.cast(replicas.replica_id_in_sync_group, tf.int64))
         candidates = replicas.all_gather(local, axis=0)
         gathered = replicas.all_gather(tf.stack([rows, owner], axis=1), axis=0)
