@@ -87,3 +87,127 @@ def test_a_cold_row_is_embedded_by_its_content_alone():
     np.testing.assert_allclose(by_row[0], by_content[0], atol=1e-6)
     assert not np.allclose(by_row[1], by_content[1])   # a warm row has its id
     assert tower.item.embedding.input_dim == 3          # the id vocabulary stays warm-only
+
+
+# -- a tiny world whose ten least items are cold ---------------------------------------------
+
+WARM = 30   # items 0..29 are in the item vocabulary (as if top_items were 30), 30..39 are cold
+
+
+@pytest.fixture(scope="module")
+def cold_world(tiny_interactions, tmp_path_factory):
+    """The tiny world trained on its warm items only; the cold ones join the catalogue."""
+    import dataclasses
+
+    import tiny_world
+    from trainer.catalog import build_histories
+    from trainer.export import ServingModule, export_serving_model
+    from trainer.model import compile_model
+
+    data = tiny_interactions
+    catalog = build_catalog(tiny_world._batches(data), [str(i) for i in range(WARM)],
+                            max_cold_items=100)
+    assert catalog.warm_items == WARM and len(catalog) == tiny_world.N_ITEMS
+    warm = np.isin(data["item_id"], catalog.warm_ids)
+    training = {name: values[warm] for name, values in data.items()}
+    vocabularies = Vocabularies(users=[f"u{u}" for u in range(tiny_world.N_USERS)],
+                                title_tokens=["the", "dragon", "robot", "chronicles"],
+                                genres=tiny_world.GENRES)
+    config = ModelConfig(embedding_dim=16, candidate_layers=(32,), batch_size=64,
+                         learning_rate=0.2, epochs=15, id_dropout=0.25)
+    histories = build_histories(tiny_world._batches(training), vocabularies.users,
+                                catalog.warm_ids)
+    model = compile_model(vocabularies, catalog, config, histories)
+    dataset = tf.data.Dataset.from_tensor_slices(training).shuffle(1000, seed=1).batch(64)
+    model.fit(dataset, epochs=config.epochs, verbose=0)
+    path = str(tmp_path_factory.mktemp("cold") / "1")
+    export_serving_model(model, path, max_k=tiny_world.MAX_K)
+    model.config = dataclasses.replace(config, cold_neighbours=False)
+    warm_only = ServingModule(model, max_k=tiny_world.MAX_K)
+    model.config = config
+    return {"catalog": catalog, "model": model, "serving": tf.saved_model.load(path),
+            "warm_only": warm_only}
+
+
+def _call(function, **inputs):
+    return {name: value.numpy() for name, value in
+            function(**{name: tf.constant(value) for name, value in inputs.items()}).items()}
+
+
+def _ids(values):
+    return np.vectorize(lambda value: value.decode("utf-8"), otypes=[object])(values)
+
+
+COLD_IDS = [str(i) for i in range(WARM, 40)]
+
+
+def test_cold_items_are_found_and_flagged_cold_and_warm_ones_not(cold_world):
+    serving = cold_world["serving"].signatures
+    ids = COLD_IDS + ["0", "29", "nope"]
+    info = _call(serving["item_info"], item_ids=ids)
+    assert info["found"].tolist() == [True] * 12 + [False]
+    assert info["cold"].tolist() == [True] * 10 + [False] * 3
+    assert (info["popularity"][:10] > 0).all()
+    embedded = _call(serving["serving_default"], item_ids=ids)
+    assert embedded["cold"].tolist() == info["cold"].tolist()
+    np.testing.assert_allclose(np.linalg.norm(embedded["embeddings"][:12], axis=1), 1.0,
+                               rtol=1e-5)
+    rows = _call(serving["catalog_items"], rows=np.arange(-1, 41, dtype=np.int64))
+    assert rows["cold"].tolist() == [False] + [False] * WARM + [True] * 10 + [False]
+    assert _ids(rows["item_ids"][WARM + 1:-1]).tolist() == cold_world["catalog"].item_ids[WARM:]
+
+
+def test_a_cold_items_neighbours_are_mostly_of_its_genre(cold_world):
+    from tiny_world import genre_of
+
+    result = _call(cold_world["serving"].signatures["similar_items"], item_ids=COLD_IDS,
+                   k=np.full(10, 10, np.int32))
+    assert result["found"].all()
+    ids = _ids(result["item_ids"])
+    same = [genre_of(int(n)) == genre_of(int(item))
+            for item, row in zip(COLD_IDS, ids) for n in row]
+    assert np.mean(same) >= 0.8, np.mean(same)
+    assert (result["cold"] == (ids.astype(int) >= WARM)).all()
+    assert result["cold"].any()   # cold items may be neighbours (cold_neighbours, the default)
+
+
+def test_cold_neighbours_false_keeps_cold_items_out_of_results(cold_world):
+    warm_only = cold_world["warm_only"]
+    result = _call(warm_only.similar_items, item_ids=COLD_IDS + ["0"],
+                   k=np.full(11, 20, np.int32))
+    assert result["found"].all() and not result["cold"].any()
+    assert (_ids(result["item_ids"]).astype(int) < WARM).all()
+    recommended = _call(warm_only.recommend, user_id=["u1", "stranger"],
+                        session_item_ids=[[COLD_IDS[0]], [""]], k=np.array([20, 20], np.int32))
+    assert not recommended["cold"].any()
+    assert (_ids(recommended["item_ids"]).astype(int) < WARM).all()
+    everything = _call(cold_world["serving"].signatures["recommend"], user_id=["u1"],
+                       session_item_ids=[[""]], k=np.array([20], np.int32))
+    assert (everything["cold"] == (_ids(everything["item_ids"]).astype(int) >= WARM)).all()
+
+
+def test_embed_content_gives_the_catalogues_cold_vector_for_the_same_content(cold_world):
+    catalog = cold_world["catalog"]
+    serving = cold_world["serving"].signatures
+    rows = [WARM, WARM + 5, 0]
+    vectors = _call(serving["embed_content"], titles=[catalog.titles[r] for r in rows],
+                    genres=[catalog.genres[r] for r in rows], authors=["", "", ""])
+    stored = _call(serving["serving_default"], item_ids=[catalog.item_ids[r] for r in rows])
+    np.testing.assert_allclose(vectors["embeddings"][:2], stored["embeddings"][:2], atol=1e-5)
+    assert not np.allclose(vectors["embeddings"][2], stored["embeddings"][2], atol=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(vectors["embeddings"], axis=1), 1.0, rtol=1e-5)
+    # A brand-new item's content lands among its genre's items.
+    new = _call(serving["embed_content"], titles=["The Robot Chronicles 99"],
+                genres=["Science Fiction"], authors=["Someone"])["embeddings"][0]
+    scores = cold_world["model"].item_embeddings().numpy() @ new
+    top = np.argsort(-scores)[:10]
+    assert np.mean(top % 2 == 1) >= 0.8
+
+
+def test_search_flags_cold_items(cold_world):
+    result = _call(cold_world["serving"].signatures["search"], query=["chronicles 3"],
+                   k=np.array([20], np.int32))
+    ids = _ids(result["item_ids"][0])
+    ids, cold = ids[ids != ""], result["cold"][0][ids != ""]
+    assert str(WARM) in ids.tolist()
+    assert (cold == (ids.astype(int) >= WARM)).all()

@@ -84,7 +84,7 @@ def test_predict_similar_items(stubs):
     assert response.model_spec.version.value == 1
     assert response.model_spec.signature_name == "similar_items"
     assert set(response.outputs) == {"found", "item_ids", "titles", "genres", "authors",
-                                     "scores"}
+                                     "scores", "cold"}
     items = tf.make_ndarray(response.outputs["item_ids"])
     assert items.shape == (2, 3)
     assert {tiny_world.genre_of(int(i)) for i in items[0]} == {tiny_world.genre_of(0)}

@@ -169,7 +169,7 @@ def test_metadata_is_the_json_form_of_the_signature_def_map(url, suffix):
 
 # -- predict ------------------------------------------------------------------------------------
 
-OUTPUTS = {"found", "item_ids", "titles", "genres", "authors", "scores"}
+OUTPUTS = {"found", "item_ids", "titles", "genres", "authors", "scores", "cold"}
 
 
 def test_row_format_several_inputs_and_outputs(url):

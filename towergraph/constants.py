@@ -21,9 +21,10 @@ SIGNATURE_USER_EMBEDDINGS = "user_embeddings"
 SIGNATURE_SEARCH = "search"
 SIGNATURE_ITEM_INFO = "item_info"
 SIGNATURE_CATALOG_ITEMS = "catalog_items"
+SIGNATURE_EMBED_CONTENT = "embed_content"   # a (new) item's vector from its content alone
 SIGNATURES = (SIGNATURE_EMBEDDINGS, SIGNATURE_SIMILAR_ITEMS, SIGNATURE_RECOMMEND,
               SIGNATURE_USER_EMBEDDINGS, SIGNATURE_SEARCH, SIGNATURE_ITEM_INFO,
-              SIGNATURE_CATALOG_ITEMS)
+              SIGNATURE_CATALOG_ITEMS, SIGNATURE_EMBED_CONTENT)
 
 # Request limits of the local stand-in server (`towergraph serve`): rows per request
 # (dimension 0 of every input) and bytes per REST body or gRPC message.

@@ -35,7 +35,7 @@ class ModelConfig:
     uniform_negatives: int = setting(0, "catalogue items drawn uniformly per batch as extra "
                                      "negatives beside the in-batch ones (mixed negative "
                                      "sampling; 0: in-batch only)")
-    id_dropout: float = setting(0.1, "share of training interactions whose item is embedded "
+    id_dropout: float = setting(0.0, "share of training interactions whose item is embedded "
                                 "without its id (the out-of-vocabulary id row), so the "
                                 "content part alone learns to place an item (cold items)")
     cold_items: bool = setting(True, "items of the training examples outside the item "

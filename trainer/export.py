@@ -2,21 +2,27 @@
 
 Signatures (all ids are strings; k is per row, 1..max_k; shorter results are padded with '' ids):
 
-  serving_default  item_ids[N]                      -> embeddings[N,D], found[N]
+  serving_default  item_ids[N]                      -> embeddings[N,D], found[N], cold[N]
   similar_items    item_ids[N], k[N]                -> found[N] + top-k item_ids, titles, genres,
-                                                       authors, scores (cosine) [N,K]; the query
-                                                       item itself is never among them
+                                                       authors, scores (cosine), cold [N,K]; the
+                                                       query item itself is never among them
   recommend        user_id[N], session_item_ids[N,M], k[N]
                                                     -> user_found[N], session_found[N,M],
                                                        strategy[N] + top-k [N,K]
   user_embeddings  user_ids[N]                      -> embeddings[N,D], found[N]
   search           query[N], k[N]                   -> top-k [N,K] of titles matching the query
   item_info        item_ids[N]                      -> found[N], titles, genres, authors,
-                                                       popularity [N]
+                                                       popularity, cold [N]
   catalog_items    rows[N] (int64, 0 = most-rated)  -> found[N], item_ids, titles, genres,
-                                                       authors, popularity, catalog_size [N]
+                                                       authors, popularity, cold, catalog_size [N]
+  embed_content    titles[N], genres[N], authors[N] -> embeddings[N,D]: an item placed by its
+                                                       content alone, as the catalogue's cold
+                                                       items are (genres/authors '|'-separated)
 
 Unknown ids come back with found=False and zero vectors, never the out-of-vocabulary embedding.
+Cold items (trainer/catalog.py: outside the item vocabulary, embedded from their content) are
+in the catalogue after the warm ones and flagged cold=True wherever items come back; with the
+model's cold_neighbours false, similar_items and recommend return warm items only.
 
 Beside the signatures the export carries what the next run's warm start reads (no signature
 uses it): every vocabulary as a string variable, the embedding tables they index (the item
@@ -32,6 +38,7 @@ import tensorflow as tf
 from towergraph import constants
 from towergraph.constants import (DEFAULT_MAX_K, DEFAULT_MODEL_NAME, MAX_SEARCH_QUERY_CHARS,
                                   MAX_SESSION_ITEMS)
+from trainer.features import AUTHORS, GENRES, TITLE
 from trainer.model import TwoTowerModel
 from trainer.warm_start import exported_state
 
@@ -73,6 +80,9 @@ class ServingModule(tf.Module):
         self.genres = tf.Variable(catalog.genres or empty, trainable=False)
         self.authors = tf.Variable(catalog.authors or empty, trainable=False)
         self.popularity = tf.Variable(catalog.counts, dtype=tf.int64, trainable=False)
+        self.cold = tf.Variable(catalog.cold, dtype=tf.bool, trainable=False)
+        self.cold_neighbours = bool(model.config.cold_neighbours)
+        self.candidate_tower = model.candidate_tower
         self.search_titles = tf.Variable(_normalize_title(tf.constant(catalog.titles)),
                                          trainable=False)
         log_counts = np.log1p(catalog.counts.astype(np.float64))
@@ -113,7 +123,14 @@ class ServingModule(tf.Module):
             "genres": column(self.genres, ""),
             "authors": column(self.authors, ""),
             "scores": tf.where(keep, top.values, 0.0),
+            "cold": column(self.cold, False),
         }
+
+    def _neighbours(self, scores):
+        """Cold items' scores set to -inf unless cold items may be neighbours."""
+        if self.cold_neighbours:
+            return scores
+        return tf.where(self.cold[None, :], -math.inf, scores)
 
     def _exclude(self, scores, rows):
         """Sets the scores of the given catalog rows ([N, M], -1 = none) to -inf."""
@@ -126,13 +143,14 @@ class ServingModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_ids")])
     def item_embeddings(self, item_ids):
         rows, found = self._rows(item_ids)
-        return {"embeddings": self._vectors(rows, found), "found": found}
+        return {"embeddings": self._vectors(rows, found), "found": found,
+                "cold": found & tf.gather(self.cold, tf.maximum(rows, 0))}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_ids"), _K])
     def similar_items(self, item_ids, k):
         rows, found = self._rows(item_ids)
         scores = tf.matmul(self._vectors(rows, found), self.item_vectors, transpose_b=True)
-        scores = self._exclude(scores, rows[:, None])
+        scores = self._exclude(self._neighbours(scores), rows[:, None])
         return {"found": found, **self._top_k(scores, k, found)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_ids")])
@@ -163,7 +181,7 @@ class ServingModule(tf.Module):
         popular = tf.broadcast_to(self.popularity_score, tf.shape(personal))
         known = user["found"] | has_session
         scores = tf.where(known[:, None], personal, popular)
-        scores = self._exclude(scores, session_rows)
+        scores = self._exclude(self._neighbours(scores), session_rows)
         strategy = tf.where(user["found"],
                             tf.where(has_session, "user+session", "user"),
                             tf.where(has_session, "session", "popular"))
@@ -206,7 +224,8 @@ class ServingModule(tf.Module):
 
         return {"found": found, "titles": column(self.titles, ""),
                 "genres": column(self.genres, ""), "authors": column(self.authors, ""),
-                "popularity": column(self.popularity, tf.constant(0, tf.int64))}
+                "popularity": column(self.popularity, tf.constant(0, tf.int64)),
+                "cold": column(self.cold, False)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="rows")])
     def catalog_items(self, rows):
@@ -223,7 +242,24 @@ class ServingModule(tf.Module):
                 "titles": column(self.titles, ""), "genres": column(self.genres, ""),
                 "authors": column(self.authors, ""),
                 "popularity": column(self.popularity, tf.constant(0, tf.int64)),
+                "cold": column(self.cold, False),
                 "catalog_size": tf.fill(tf.shape(rows), size)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="titles"),
+                                  tf.TensorSpec([None], tf.string, name="genres"),
+                                  tf.TensorSpec([None], tf.string, name="authors")])
+    def embed_content(self, titles, genres, authors):
+        """Places an item by its content alone (a brand-new item, without retraining): the
+        vector the catalogue holds for a cold item of the same title and genres/authors
+        ('|'-separated, '' for none; a kind of content the model was not trained with is
+        ignored). Unit length; compare with item vectors by dot product."""
+        tf.debugging.assert_equal(tf.shape(genres), tf.shape(titles),
+                                  message="titles, genres and authors need one row each")
+        tf.debugging.assert_equal(tf.shape(authors), tf.shape(titles),
+                                  message="titles, genres and authors need one row each")
+        vectors = self.candidate_tower.from_content(
+            {TITLE: titles, GENRES: genres, AUTHORS: authors})
+        return {"embeddings": vectors}
 
 
 def export_serving_model(model: TwoTowerModel, export_dir: str,
@@ -238,6 +274,7 @@ def export_serving_model(model: TwoTowerModel, export_dir: str,
         constants.SIGNATURE_SEARCH: module.search,
         constants.SIGNATURE_ITEM_INFO: module.item_info,
         constants.SIGNATURE_CATALOG_ITEMS: module.catalog_items,
+        constants.SIGNATURE_EMBED_CONTENT: module.embed_content,
     }
     assert tuple(signatures) == constants.SIGNATURES
     tf.saved_model.save(module, export_dir, signatures=signatures)
