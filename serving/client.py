@@ -43,6 +43,7 @@ class Item:
     genres: str = ""      # `|`-joined, '' when the data has none
     authors: str = ""
     score: float = 0.0    # cosine similarity, or the search / recommendation score
+    cold: bool = False    # a cold item: embedded from its content alone (models before it: False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,10 +58,16 @@ def _items(outputs: Dict[str, np.ndarray], row: int) -> List[Item]:
     # Scores are float32 in the model; JSON hands them over as float64 text. Rounding both
     # to float32 makes REST and gRPC answers identical.
     scores = np.asarray(outputs["scores"][row], np.float32)
+    cold = _cold(outputs, np.shape(outputs["item_ids"]))[row]
     return [Item(str(item_id), str(outputs["titles"][row][col]),
                  str(outputs["genres"][row][col]), str(outputs["authors"][row][col]),
-                 float(scores[col]))
+                 float(scores[col]), bool(cold[col]))
             for col, item_id in enumerate(outputs["item_ids"][row]) if item_id]
+
+
+def _cold(outputs: Dict[str, np.ndarray], shape) -> np.ndarray:
+    """The `cold` output, or all False from a model exported before cold items."""
+    return np.asarray(outputs["cold"], bool) if "cold" in outputs else np.zeros(shape, bool)
 
 
 class TowerGraphClient:
@@ -192,8 +199,10 @@ class TowerGraphClient:
             return []
         outputs = self._predict(SIGNATURE_ITEM_INFO, len(ids), {"item_ids": ids})
         self._known(ids, outputs["found"])
+        cold = _cold(outputs, ids.shape)
         return [Item(item_id, str(outputs["titles"][row]), str(outputs["genres"][row]),
-                     str(outputs["authors"][row]), float(outputs["popularity"][row]))
+                     str(outputs["authors"][row]), float(outputs["popularity"][row]),
+                     bool(cold[row]))
                 for row, item_id in enumerate(ids)]
 
 

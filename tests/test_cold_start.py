@@ -126,7 +126,7 @@ def cold_world(tiny_interactions, tmp_path_factory):
     warm_only = ServingModule(model, max_k=tiny_world.MAX_K)
     model.config = config
     return {"catalog": catalog, "model": model, "serving": tf.saved_model.load(path),
-            "warm_only": warm_only}
+            "warm_only": warm_only, "path": path}
 
 
 def _call(function, **inputs):
@@ -211,3 +211,16 @@ def test_search_flags_cold_items(cold_world):
     ids, cold = ids[ids != ""], result["cold"][0][ids != ""]
     assert str(WARM) in ids.tolist()
     assert (cold == (ids.astype(int) >= WARM)).all()
+
+
+def test_the_client_reports_cold_items(cold_world):
+    from serving.client import TowerGraphClient
+    from serving.transport import SavedModelTransport
+
+    client = TowerGraphClient(SavedModelTransport(cold_world["path"]))
+    info = client.item_info([COLD_IDS[0], "0"])
+    assert [item.cold for item in info] == [True, False]
+    neighbours = client.similar_items([COLD_IDS[0], "0"], k=20)
+    for row in neighbours:
+        assert row and all(item.cold == (int(item.item_id) >= WARM) for item in row)
+    assert any(item.cold for row in neighbours for item in row)
