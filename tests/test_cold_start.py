@@ -224,3 +224,39 @@ def test_the_client_reports_cold_items(cold_world):
     for row in neighbours:
         assert row and all(item.cold == (int(item.item_id) >= WARM) for item in row)
     assert any(item.cold for row in neighbours for item in row)
+
+
+@pytest.mark.slow   # a tf.Transform Beam run
+def test_training_through_transform_with_top_items_serves_the_cut_items_cold(
+        tiny_interactions, tmp_path):
+    import tensorflow_transform as tft
+
+    from test_trainer_preprocessing import transform
+    from test_trainer_run import _rows, _write
+    from trainer.export import export_serving_model
+    from trainer.train import train
+
+    (tmp_path / "transform").mkdir()
+    rows, _ = transform(_rows(tiny_interactions), {"top_items": WARM},
+                        str(tmp_path / "transform"))
+    _write(tmp_path / "train.gz", rows)
+    config = ModelConfig(embedding_dim=8, candidate_layers=(16,), batch_size=64, epochs=2,
+                         id_dropout=0.2)
+    model = train(tft.TFTransformOutput(str(tmp_path / "transform")),
+                  [str(tmp_path / "train.gz")], config)
+    catalog = model.catalog
+    assert (catalog.warm_items, len(catalog)) == (WARM, 40)
+    assert int(catalog.counts.sum()) == len(rows)   # every interaction counted, cold ones too
+    assert list(catalog.counts[WARM:]) == sorted(catalog.counts[WARM:], reverse=True)
+    assert model.candidate_tower.item.embedding.input_dim == WARM + 1
+    export_serving_model(model, str(tmp_path / "model"), max_k=5)
+    loaded = tf.saved_model.load(str(tmp_path / "model"))
+    info = _call(loaded.signatures["item_info"], item_ids=catalog.item_ids)
+    assert info["found"].all() and info["cold"].tolist() == catalog.cold.tolist()
+    assert loaded.warm_start.vocabularies["items"].numpy().size == WARM
+
+    no_cold = train(tft.TFTransformOutput(str(tmp_path / "transform")),
+                    [str(tmp_path / "train.gz")], ModelConfig(
+                        embedding_dim=8, candidate_layers=(16,), batch_size=64, epochs=1,
+                        cold_items=False))
+    assert len(no_cold.catalog) == WARM
