@@ -4,6 +4,10 @@ Hop h+1 is one batched `similar_items` call for every node first reached at hop 
 project sent one request per node and sorted the whole catalogue in the client). Nodes are
 de-duplicated; each remembers its hop and the path that first reached it; edges carry cosine
 scores. Caps bound the work, and a graph cut by a cap says so.
+
+Each node also carries `cold`, the model's own flag (its `cold` output, through the client's
+Item.cold): a cold item has metadata but too few ratings, and the model placed it by its
+content alone (False throughout for a model exported before cold items).
 """
 
 import dataclasses
@@ -21,7 +25,7 @@ from towergraph.constants import MAX_GRAPH_NODES as MAX_NODES
 
 @dataclasses.dataclass
 class SimilarityGraph:
-    graph: nx.Graph                 # nodes: title, genres, authors, hop, path; edges: score
+    graph: nx.Graph                 # nodes: title, genres, authors, cold, hop, path; edges: score
     seeds: List[str]
     depth: int
     fanout: int
@@ -55,7 +59,7 @@ def build_graph(client: TowerGraphClient, seeds: Sequence[str], depth: int = 2,
     graph = nx.Graph()
     for seed in client.item_info(seeds):
         graph.add_node(seed.item_id, title=seed.title, genres=seed.genres,
-                       authors=seed.authors, hop=0, path=[seed.item_id])
+                       authors=seed.authors, cold=bool(seed.cold), hop=0, path=[seed.item_id])
     result = SimilarityGraph(graph, seeds, depth, fanout)
 
     frontier = seeds
@@ -69,7 +73,7 @@ def build_graph(client: TowerGraphClient, seeds: Sequence[str], depth: int = 2,
                                             f"during hop {hop}")
                         continue
                     graph.add_node(item.item_id, title=item.title, genres=item.genres,
-                                   authors=item.authors, hop=hop,
+                                   authors=item.authors, cold=bool(item.cold), hop=hop,
                                    path=graph.nodes[source]["path"] + [item.item_id])
                     next_frontier.append(item.item_id)
                 _add_edge(graph, source, item.item_id, item.score)
@@ -89,6 +93,7 @@ def _add_edge(graph: nx.Graph, a: str, b: str, score: float) -> None:
 def graph_stats(result: SimilarityGraph) -> Dict[str, object]:
     """Numbers that tell a spread-out graph from a tight one.
 
+    cold: how many of the nodes are cold items (placed by their content alone).
     outer_single_link: share of the outermost hop's nodes with a single link. Near 1, each
     item at the edge was reached once (the graph fans out, like *Neuromancer*'s); lower, the
     edge items are shared by several neighbours (inter-networked, like *A Court of Thorns and
@@ -107,6 +112,7 @@ def graph_stats(result: SimilarityGraph) -> Dict[str, object]:
         "average_clustering": nx.average_clustering(graph) if graph.number_of_nodes() else 0.0,
         "outer_single_link": single / len(outer) if outer and max(hops) > 0 else 0.0,
         "mean_score": sum(scores) / len(scores) if scores else 0.0,
+        "cold": sum(1 for _, data in graph.nodes(data=True) if data.get("cold")),
         "truncated": result.truncated,
     }
     stats["shape"] = describe_shape(stats)

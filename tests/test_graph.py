@@ -1,14 +1,17 @@
 """The multi-hop graph builder and its exports, on the tiny world's model (no server needed)."""
 
+import io
 import json
 from xml.etree import ElementTree
 
 import networkx as nx
+import numpy as np
 import pytest
 
 from serving.client import TowerGraphClient, UnknownItems
 from serving.graph import MAX_DEPTH, MAX_FANOUT, build_graph, graph_stats
-from serving.graph_export import to_dict, to_graphml, to_html
+from serving.graph_export import COLD_SHAPE, COLD_TEXT, to_dict, to_graphml, to_html
+from test_cold_start import cold_world  # noqa: F401  (its model with cold items; slow)
 from tiny_world import HOSTILE_ITEM, HOSTILE_MARKUP, genre_of
 
 
@@ -116,3 +119,91 @@ def test_exports_carry_nodes_edges_and_keep_titles_as_text(client):
     assert "vis.Network" in page
     assert 'src="http' not in page and 'href="http' not in page
     assert HOSTILE_MARKUP not in page       # only ever JSON-escaped inside the script
+
+
+# -- cold items: the model's flag on every node, in every export -----------------------------
+
+class ColdTransport:
+    """The tiny model's own transport, with its `cold` output set for the items in `cold`, as
+    a model with cold items answers (the tiny model has none: its `cold` output is all False)."""
+
+    def __init__(self, inner, cold):
+        self.inner, self.cold = inner, set(cold)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def predict(self, signature, inputs, deadline=None):
+        outputs = self.inner.predict(signature, inputs, deadline)
+        assert "cold" in outputs               # the model has the output; only its values change
+        ids = outputs.get("item_ids", inputs.get("item_ids"))
+        outputs["cold"] = np.vectorize(lambda item: str(item) in self.cold, otypes=[bool])(ids)
+        return outputs
+
+
+def third(node) -> bool:      # every third item: both genres have some (genre_of: parity)
+    return int(node) % 3 == 0
+
+
+@pytest.fixture
+def cold_client(client):
+    return TowerGraphClient(ColdTransport(client.transport, [str(i) for i in range(0, 40, 3)]))
+
+
+def test_nodes_of_a_model_without_cold_items_are_warm(client):
+    graph = build_graph(client, ["4"], depth=2, fanout=3).graph
+    assert [data["cold"] for _, data in graph.nodes(data=True)] == [False] * len(graph)
+    assert graph_stats(build_graph(client, ["4"], depth=1, fanout=3))["cold"] == 0
+
+
+def test_a_nodes_cold_flag_is_the_models_cold_output(cold_client):
+    result = build_graph(cold_client, ["6", "4"], depth=2, fanout=4)
+    graph = result.graph
+    flags = {node: data["cold"] for node, data in graph.nodes(data=True)}
+    assert flags["6"] is True and flags["4"] is False          # seeds: from item_info
+    assert flags == {node: third(node) for node in graph}       # the others: from similar_items
+    assert any(flags[node] for node in result.nodes_at(1) + result.nodes_at(2))
+    assert graph_stats(result)["cold"] == sum(flags.values())
+
+
+def test_exports_carry_the_cold_flag(cold_client):
+    result = build_graph(cold_client, ["4"], depth=2, fanout=4)
+    cold = {node for node, data in result.graph.nodes(data=True) if data["cold"]}
+    assert cold and cold != set(result.graph)
+
+    data = json.loads(json.dumps(to_dict(result)))
+    assert {node["id"]: node["cold"] for node in data["nodes"]} == \
+        {node: node in cold for node in result.graph}
+    assert data["stats"]["cold"] == len(cold)
+
+    read = nx.read_graphml(io.BytesIO(to_graphml(result)))
+    assert {node: attributes["cold"] for node, attributes in read.nodes(data=True)} == \
+        {node: node in cold for node in result.graph}          # a GraphML boolean
+
+    page = to_html(result)
+    drawn = {node["id"]: node for node in html_nodes(page)}
+    assert set(drawn) == set(result.graph)
+    for node, options in drawn.items():
+        assert options["cold"] is (node in cold)
+        if node in cold:
+            assert options["shape"] == COLD_SHAPE
+            assert options["shapeProperties"]["borderDashes"]
+            assert COLD_TEXT in options["title"]
+        else:
+            assert options["shape"] == "dot" and COLD_TEXT not in options["title"]
+
+
+def html_nodes(page: str):
+    """The nodes pyvis writes into the page (`nodes = new vis.DataSet([...])`)."""
+    start = page.index("nodes = new vis.DataSet(") + len("nodes = new vis.DataSet(")
+    return json.JSONDecoder().raw_decode(page[start:])[0]
+
+
+@pytest.mark.slow
+def test_a_real_cold_model_flags_its_cold_nodes(cold_world):  # noqa: F811
+    """The exported model of tests/test_cold_start.py (items 30..39 cold), end to end."""
+    client = TowerGraphClient.connect(cold_world["path"], protocol="saved_model")
+    result = build_graph(client, ["35", "3"], depth=2, fanout=6)
+    flags = {node: data["cold"] for node, data in result.graph.nodes(data=True)}
+    assert flags == {node: int(node) >= 30 for node in result.graph}
+    assert flags["35"] and not flags["3"] and sum(flags.values()) > 1
