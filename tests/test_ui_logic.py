@@ -6,11 +6,13 @@ import html
 import sys
 
 import networkx as nx
+import numpy as np
 import pytest
 
 from serving.client import Item, Recommendations
 from serving.graph import SimilarityGraph, graph_stats
-from ui import cli, data, guard, state, views
+from serving.graph_export import COLD_TEXT, HOP_COLOURS
+from ui import cli, data, graph_view, guard, state, suggest, views
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -333,3 +335,112 @@ def test_stopping_towergraph_ui_stops_its_streamlit(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+# -- cold items: drawn differently, labelled ------------------------------------------------------
+
+def cold_graph() -> SimilarityGraph:
+    """small_graph() where c (hop 1) and f (hop 3) are cold items."""
+    result = small_graph()
+    for node in result.graph:
+        result.graph.nodes[node]["cold"] = node in ("c", "f")
+    return result
+
+
+def test_a_cold_item_is_drawn_as_a_dashed_diamond_in_its_hop_colour_and_labelled():
+    drawn = {node["id"]: node for node in graph_view.graph_data(cold_graph(), 500)["nodes"]}
+    for node in ("c", "f"):
+        assert drawn[node]["cold"] is True
+        assert drawn[node]["shape"] == "diamond"
+        assert drawn[node]["shapeProperties"]["borderDashes"]
+        hop_colour = HOP_COLOURS[drawn[node]["hop"]]
+        assert drawn[node]["color"]["background"] == hop_colour      # the hop scheme stays
+        assert drawn[node]["color"]["border"] != hop_colour          # a visible dashed edge
+        assert COLD_TEXT in drawn[node]["title"]                     # the tooltip says it
+    for node in ("a", "b", "d", "e"):                                # warm: dots as before
+        assert drawn[node]["cold"] is False and "shape" not in drawn[node]
+        assert drawn[node]["color"] == HOP_COLOURS[drawn[node]["hop"]]
+        assert COLD_TEXT not in drawn[node]["title"]
+    assert COLD_TEXT == "new — placed by its content, few ratings"
+
+
+def test_the_legend_explains_cold_items_only_when_the_graph_has_some():
+    legend = graph_view.graph_data(cold_graph(), 500)["legend"]
+    cold = [entry for entry in legend if entry.get("shape") == "cold"]
+    assert len(cold) == 1 and COLD_TEXT in cold[0]["text"] and "diamond" in cold[0]["text"]
+    assert [entry["text"] for entry in legend[:4]] == graph_view.HOP_NAMES[:4]
+    plain = graph_view.graph_data(small_graph(), 500)["legend"]
+    assert not [entry for entry in plain if entry.get("shape")]
+    js, css = graph_view._sources(True)
+    assert 'entry.shape === "cold"' in js and ".tg-legend-cold" in css and "dashed" in css
+
+
+def test_cold_items_are_labelled_in_lists_stats_and_suggestions():
+    result = cold_graph()
+    neighbours = views.neighbour_rows(result, "a")
+    assert [(row["id"], row["new"]) for row in neighbours] == [("b", ""), ("c", COLD_TEXT)]
+    assert list(neighbours[0])[-2:] == ["new", "id"]
+    far = {row["id"]: row["new"] for row in views.few_hops_rows(result)}
+    assert far == {"d": "", "e": "", "f": COLD_TEXT}
+    assert "new" not in views.neighbour_rows(small_graph(), "a")[0]   # no cold: as before
+    sentences = views.describe_stats(graph_stats(result))
+    assert "2 items are new: placed by content alone" in " ".join(sentences)
+    assert not any("new:" in sentence for sentence in views.describe_stats(
+        graph_stats(small_graph())))
+    items = [Item("3", "Three", "Drama", "", 0.5, cold=True), Item("4", "Four", "Drama", "", 0.4)]
+    assert [row["new"] for row in views.item_rows(items)] == [COLD_TEXT, ""]
+    assert [row["detail"] for row in suggest.rows(items)] == ["new · Drama", "Drama"]
+    assert views.cold_note(True) == COLD_TEXT and views.cold_note(False) == ""
+
+
+class ColdFakeClient:
+    """Every third item is cold; item i's neighbours: i+1 .. i+k (mod 40)."""
+
+    def _item(self, index: int, score: float = 1.0) -> Item:
+        return Item(str(index), f"title {index}", "Drama", "", score, cold=index % 3 == 0)
+
+    def item_info(self, item_ids):
+        return [self._item(int(item_id)) for item_id in item_ids]
+
+    def similar_items(self, item_ids, k=10):
+        return [[self._item((int(item_id) + step) % 40, 0.9 - 0.01 * step)
+                 for step in range(1, k + 1)] for item_id in item_ids]
+
+
+def test_graphs_sent_ahead_keep_the_cold_flag():
+    client = ColdFakeClient()
+    key = state.graph_key(state.connection("http://x:8501", "rest", "m", 1), "1", 2, 3)
+    bundle = data.graph_bundle(client, key)
+    assert {node: d["cold"] for node, d in bundle.result.graph.nodes(data=True)} == \
+        {node: int(node) % 3 == 0 for node in bundle.result.graph}
+    sent = graph_view.next_data("1", data.next_graphs(client, bundle), 500, "ctx")
+    assert set(sent["graphs"]) == {"2", "3", "4"}
+    for graph in sent["graphs"].values():
+        for node in graph["nodes"]:
+            assert node["cold"] is (int(node["id"]) % 3 == 0)
+            assert (node.get("shape") == "diamond") is node["cold"]
+        assert any(entry.get("shape") == "cold" for entry in graph["legend"])
+
+
+def test_the_start_page_reads_the_cold_output_of_catalog_items():
+    class Transport:
+        def predict(self, signature, inputs):
+            rows = len(inputs["rows"])
+            outputs = {"item_ids": np.array(["1", "2", "3"][:rows], object),
+                       "titles": np.array(["One", "Two", "Three"][:rows], object),
+                       "genres": np.array([""] * rows, object),
+                       "authors": np.array([""] * rows, object),
+                       "popularity": np.array([3.0, 2.0, 0.0][:rows]),
+                       "found": np.ones(rows, bool), "catalog_size": np.array([3])}
+            if self.cold:
+                outputs["cold"] = np.array([False, False, True][:rows])
+            return outputs
+
+    class Client:
+        transport = Transport()
+
+    Client.transport.cold = True
+    items, size = data.catalog_items(Client(), [0, 1, 2])
+    assert [item.cold for item in items] == [False, False, True] and size == 3
+    Client.transport.cold = False              # a model exported before cold items
+    assert [item.cold for item in data.catalog_items(Client(), [0, 1, 2])[0]] == [False] * 3

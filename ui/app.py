@@ -318,6 +318,7 @@ def graph_panel(bundle: data.GraphBundle, key: state.GraphKey, nav: state.Naviga
     with st.container(key="centre"):
         st.subheader(md(info["title"]))
         details = [views.list_field(info.get(field, "")) for field in ("authors", "genres")]
+        details.append(views.cold_note(bool(info.get("cold"))))
         st.caption(md(" · ".join([f"item {centre}"] + [part for part in details if part])))
     breadcrumb(nav)
     with st.container(key="graph"):
@@ -399,7 +400,9 @@ def start_page(conn: state.Connection, nav: state.Navigation) -> None:
                 for index, item in enumerate(items):
                     st.button(md(views.shorten(item.title or item.item_id, 40)),
                               key=f"{prefix}-{index}", on_click=nav.go_to,
-                              args=(item.item_id,))
+                              args=(item.item_id,),
+                              icon=":material/fiber_new:" if item.cold else None,
+                              help=md(views.cold_note(item.cold)) or None)
         if start.random:
             st.button("Other random items", key="start-reshuffle", icon=":material/shuffle:",
                       on_click=st.session_state.pop, args=("start_seed",))

@@ -140,12 +140,15 @@ class StartPoints:
 
 def catalog_items(client: TowerGraphClient, rows: Sequence[int]):
     """(items, catalogue size) at these catalogue positions (0 = most-rated), through the
-    client's transport; positions outside the catalogue are left out."""
+    client's transport; positions outside the catalogue are left out. Item.cold from the
+    `cold` output (cold items follow the warm ones)."""
     outputs = client.transport.predict(SIGNATURE_CATALOG_ITEMS,
                                        {"rows": np.asarray(rows, np.int64)})
+    cold = (np.asarray(outputs["cold"], bool) if "cold" in outputs      # models before it:
+            else np.zeros(len(rows), bool))                              # no cold items
     items = [Item(str(outputs["item_ids"][row]), str(outputs["titles"][row]),
                   str(outputs["genres"][row]), str(outputs["authors"][row]),
-                  float(outputs["popularity"][row]))
+                  float(outputs["popularity"][row]), bool(cold[row]))
              for row in range(len(rows)) if bool(outputs["found"][row])]
     size = int(np.asarray(outputs["catalog_size"]).reshape(-1)[0]) if len(rows) else 0
     return items, size

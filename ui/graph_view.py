@@ -10,6 +10,10 @@ script. Each rerun then sends only the graph's nodes, edges and positions (ui/la
 browser draws them with physics off, so a graph is drawn in one frame, not after a simulation.
 
 Clicking a node sends its id back (state "centre": [id, a count]); the app re-centres on it.
+Cold items (the model's `cold` flag: metadata but too few ratings, placed by their content
+alone) are drawn as dashed diamonds in their hop's colour, said so in their tooltip, and get a
+legend entry when the graph has any; graphs sent ahead (show_next) are made the same way.
+
 Titles reach vis-network as data and are shown as canvas labels and plain-text tooltips,
 never as markup.
 """
@@ -20,7 +24,7 @@ import os
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from serving.graph import SimilarityGraph
-from serving.graph_export import HOP_COLOURS
+from serving.graph_export import COLD_TEXT, HOP_COLOURS, cold_style, node_colour
 from ui import views
 
 LABEL_CHARS = 28          # canvas labels are shortened; the tooltip has the whole title
@@ -64,7 +68,7 @@ function legend(box, entries) {
     const item = document.createElement("span");
     item.className = "tg-legend-item";
     const dot = document.createElement("span");
-    dot.className = "tg-legend-dot";
+    dot.className = "tg-legend-dot" + (entry.shape === "cold" ? " tg-legend-cold" : "");
     dot.style.background = entry.colour;
     item.append(dot, document.createTextNode(entry.text));   // text, never markup
     box.append(item);
@@ -215,6 +219,8 @@ _CSS = """
              font-size: 0.9rem; }
 .tg-legend-item { display: inline-flex; align-items: center; gap: 0.35rem; }
 .tg-legend-dot { width: 0.8rem; height: 0.8rem; border-radius: 50%; display: inline-block; }
+.tg-legend-cold { border-radius: 0; transform: rotate(45deg) scale(0.85);
+                  border: 2px dashed #202124; box-sizing: border-box; }
 .tg-graph .vis-network:focus { outline: none; }
 .tg-graph div.vis-tooltip { position: absolute; visibility: hidden; pointer-events: none;
   z-index: 5; padding: 5px; white-space: pre-line; max-width: 28rem; font-size: 14px;
@@ -259,6 +265,8 @@ def tooltip(data: Dict) -> str:
     for field in ("authors", "genres"):
         if data.get(field):
             lines.append(f"{field}: {views.list_field(data[field])}")
+    if data.get("cold"):
+        lines.append(COLD_TEXT)
     lines.append("centre (click another item to re-centre)" if data["hop"] == 0
                  else f"{data['hop']} hop{'s' if data['hop'] > 1 else ''} away · click to "
                       f"re-centre")
@@ -277,13 +285,12 @@ def graph_data(result: SimilarityGraph, height: int, history: bool = False,
     hops = sorted({data["hop"] for _, data in graph.nodes(data=True)})
     nodes: List[Dict] = []
     for node, data in graph.nodes(data=True):
-        colour = HOP_COLOURS[min(data["hop"], len(HOP_COLOURS) - 1)]
         nodes.append({"id": node, "label": views.shorten(data["title"] or node, LABEL_CHARS),
                       "title": tooltip(data), "fullTitle": str(data["title"]), "hop": data["hop"],
-                      "color": colour,
+                      "cold": bool(data.get("cold")), "color": node_colour(data),
                       "size": 12 + 2 * min(graph.degree(node), 12) + (8 if data["hop"] == 0
                                                                        else 0),
-                      "font": {"size": 20 if data["hop"] == 0 else 15}})
+                      "font": {"size": 20 if data["hop"] == 0 else 15}, **cold_style(data)})
         if node in positions:
             nodes[-1]["x"], nodes[-1]["y"] = positions[node]
     edges = [{"from": a, "to": b, "value": round(float(data["score"]), 4),
@@ -292,6 +299,9 @@ def graph_data(result: SimilarityGraph, height: int, history: bool = False,
     legend = [{"colour": HOP_COLOURS[min(hop, len(HOP_COLOURS) - 1)],
                "text": HOP_NAMES[hop] if hop < len(HOP_NAMES) else f"{hop} hops"}
               for hop in hops]
+    if any(data.get("cold") for _, data in graph.nodes(data=True)):
+        legend.append({"colour": "#ffffff", "shape": "cold",
+                       "text": f"dashed diamond: {COLD_TEXT}"})
     legend.append({"colour": "#9aa0a6", "text": "links: thicker = more similar; "
                                                 "bigger dot = more links"})
     return {"nodes": nodes, "edges": edges, "centre": result.seeds[0], "height": height,

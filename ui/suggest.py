@@ -184,7 +184,8 @@ def rows(items: Sequence[Item], limit: int = SUGGESTIONS) -> List[Dict[str, str]
     """What the list shows: plain strings (the browser sets them as text)."""
     shown = []
     for item in list(items)[:limit]:
-        detail = " · ".join(part for part in (views.list_field(item.authors),
+        detail = " · ".join(part for part in ("new" if getattr(item, "cold", False) else "",
+                                              views.list_field(item.authors),
                                               views.list_field(item.genres)) if part)
         shown.append({"id": str(item.item_id),
                       "title": views.shorten(item.title or item.item_id, TITLE_CHARS),

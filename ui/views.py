@@ -10,6 +10,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 from serving.client import Item, Recommendations
 from serving.graph import SimilarityGraph
+from serving.graph_export import COLD_TEXT
 
 ARROW = " → "
 _HOP_WORDS = {1: "one hop away", 2: "two hops away", 3: "three hops away",
@@ -37,6 +38,23 @@ def list_field(value: str) -> str:
 def item_label(item_id: str, title: str) -> str:
     """How an item is named in a list of choices: its title and, to tell twins apart, its id."""
     return f"{title} (#{item_id})" if title else f"#{item_id}"
+
+
+def cold_note(cold: bool) -> str:
+    """How a cold item is labelled in cards and lists ('' for a warm one)."""
+    return COLD_TEXT if cold else ""
+
+
+def _with_cold_column(rows: List[Dict[str, object]], colds: Sequence[bool]) -> List[Dict]:
+    """Adds a "new" column (COLD_TEXT for a cold item, '' otherwise) just before "id", only
+    when some row is a cold item: a model without cold items keeps its tables as they were."""
+    if not any(colds):
+        return rows
+    marked = []
+    for row, cold in zip(rows, colds):
+        item_id = row.pop("id")
+        marked.append({**row, "new": cold_note(cold), "id": item_id})
+    return marked
 
 
 def plural(count: int, word: str, words: Optional[str] = None) -> str:
@@ -71,6 +89,10 @@ def describe_stats(stats: Mapping[str, object]) -> List[str]:
     per_hop = list(stats.get("nodes_per_hop") or [])
     if per_hop:
         sentences.append(hop_counts_sentence(per_hop))
+    cold = int(stats.get("cold") or 0)
+    if cold:
+        sentences.append(f"{plural(cold, 'item is', 'items are')} new: placed by content alone "
+                         f"(title, genres, authors), with too few ratings to learn from.")
     if edges == 0:
         sentences.append("The model found no neighbours for this item.")
         return sentences
@@ -106,7 +128,8 @@ def neighbour_rows(result: SimilarityGraph, centre: str) -> List[Dict[str, objec
              "authors": list_field(graph.nodes[node].get("authors", "")),
              "id": node}
             for node in graph.neighbors(centre)] if centre in graph else []
-    return sorted(rows, key=lambda row: (-row["similarity"], row["title"]))
+    rows = sorted(rows, key=lambda row: (-row["similarity"], row["title"]))
+    return _with_cold_column(rows, [bool(graph.nodes[row["id"]].get("cold")) for row in rows])
 
 
 def few_hops_rows(result: SimilarityGraph, min_hop: int = 2) -> List[Dict[str, object]]:
@@ -116,7 +139,8 @@ def few_hops_rows(result: SimilarityGraph, min_hop: int = 2) -> List[Dict[str, o
              "path": path_titles(graph, data["path"]),
              "genres": list_field(data.get("genres", "")), "id": node}
             for node, data in graph.nodes(data=True) if data["hop"] >= min_hop]
-    return sorted(rows, key=lambda row: (row["hop"], row["path"]))
+    rows = sorted(rows, key=lambda row: (row["hop"], row["path"]))
+    return _with_cold_column(rows, [bool(graph.nodes[row["id"]].get("cold")) for row in rows])
 
 
 def recentre_choices(result: SimilarityGraph, centre: str) -> List[str]:
@@ -156,7 +180,9 @@ def describe_recommendations(recs: Recommendations, user_id: str = "",
 
 
 def item_rows(items: Iterable[Item], score_name: str = "score") -> List[Dict[str, object]]:
-    return [{"rank": rank, "title": item.title, score_name: round(float(item.score), 4),
+    items = list(items)
+    rows = [{"rank": rank, "title": item.title, score_name: round(float(item.score), 4),
              "genres": list_field(item.genres), "authors": list_field(item.authors),
              "id": item.item_id}
             for rank, item in enumerate(items, 1)]
+    return _with_cold_column(rows, [bool(getattr(item, "cold", False)) for item in items])
