@@ -2,6 +2,7 @@
 tiny world's model, started in this process."""
 
 import html
+import json
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,8 @@ from serving.client import TowerGraphClient
 from serving.graph import build_graph
 from serving.standin import serve_in_process
 from serving.graph import graph_stats
+from serving.graph_export import COLD_TEXT
+from test_cold_start import cold_world  # noqa: F401  (its model with cold items)
 from ui import data, state, views
 
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
@@ -512,3 +515,46 @@ def test_recommendations_for_user_session_and_both(app, client):
     assert strategy.startswith("Strategy: popular")
     assert any("'nobody' is not known" in message for message in
                (warning.value.replace("\\", "") for warning in at.warning))
+
+
+# -- cold items ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cold_standin(cold_world):  # noqa: F811
+    """The stand-in serving tests/test_cold_start.py's model: items 30..39 are cold."""
+    with serve_in_process(Path(cold_world["path"]).parent, tiny_world.MODEL_NAME,
+                          poll_seconds=0) as server:
+        yield server
+
+
+def test_a_cold_item_is_drawn_and_labelled_as_new(cold_standin, monkeypatch, sent):
+    monkeypatch.setenv(state.ENV_SERVER, cold_standin.rest_url)
+    monkeypatch.delenv(state.ENV_PROTOCOL, raising=False)
+    monkeypatch.delenv(state.ENV_MODEL_NAME, raising=False)
+    with TowerGraphClient.connect(cold_standin.rest_url, tiny_world.MODEL_NAME) as client:
+        query = tiny_world.title_of(35)
+        centre = client.search(query, 5)[0]
+        assert centre.cold                               # the model says it is cold
+        at = search(AppTest.from_file(APP, default_timeout=60).run(), query)
+    assert at.session_state["centre"] == centre.item_id
+    assert COLD_TEXT in " ".join(texts(at.caption))   # the centre's card
+
+    drawn = None
+    for message in sent[-1]:
+        element = message.delta.new_element if message.HasField("delta") else None
+        if element is not None and element.WhichOneof("type") == "bidi_component" and \
+                element.bidi_component.component_name.endswith("towergraph_graph"):
+            drawn = json.loads(element.bidi_component.json)
+    nodes = {node["id"]: node for node in drawn["nodes"]}
+    assert {node: options["cold"] for node, options in nodes.items()} == \
+        {node: int(node) >= 30 for node in nodes}
+    for options in nodes.values():
+        assert (options.get("shape") == "diamond") is options["cold"]
+        assert (COLD_TEXT in options["title"]) is options["cold"]
+    assert any(entry.get("shape") == "cold" and COLD_TEXT in entry["text"]
+               for entry in drawn["legend"])
+
+    neighbours = table(at, "similarity")
+    assert {row["id"]: row["new"] == COLD_TEXT for _, row in neighbours.iterrows()} == \
+        {row["id"]: int(row["id"]) >= 30 for _, row in neighbours.iterrows()}
+    assert "new: placed by content alone" in " ".join(texts(at.get("markdown")))
