@@ -71,8 +71,9 @@ def _graph(args: argparse.Namespace) -> int:
         return 1
 
     stats = graph_stats(result)
-    print(f"{stats['nodes']} nodes, {stats['edges']} edges, per hop {stats['nodes_per_hop']}; "
-          f"{stats['shape']}", file=sys.stderr)
+    cold = f", {stats['cold']} new (cold: placed by content alone)" if stats["cold"] else ""
+    print(f"{stats['nodes']} nodes{cold}, {stats['edges']} edges, per hop "
+          f"{stats['nodes_per_hop']}; {stats['shape']}", file=sys.stderr)
     if result.truncated:
         print(f"note: graph cut short: {result.truncated}", file=sys.stderr)
     content = {"json": lambda: to_json(result).encode("utf-8"),

@@ -2,12 +2,14 @@
 
 import json
 import socket
+from pathlib import Path
 
 import networkx as nx
 import pytest
 
 from towergraph.cli import main
 from serving.standin import serve_in_process
+from test_cold_start import cold_world  # noqa: F401  (its model with cold items; slow)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,9 @@ def test_graph_from_a_title_search_to_json(server, tmp_path, capsys, protocol):
     data = json.loads(output.read_text())
     assert data["seeds"] == ["13"] and data["depth"] == 2 and data["fanout"] == 3
     assert data["stats"]["nodes_per_hop"][:2] == [1, 3]
-    assert "seed: The Robot Chronicles 13" in capsys.readouterr().err
+    assert [node["cold"] for node in data["nodes"]] == [False] * len(data["nodes"])
+    err = capsys.readouterr().err
+    assert "seed: The Robot Chronicles 13" in err and "new (cold" not in err
 
 
 def test_graph_to_graphml_and_html(server, tmp_path):
@@ -54,3 +58,22 @@ def test_server_down_exit_1(capsys):
         port = probe.getsockname()[1]
     assert main(["graph", "--server", f"http://127.0.0.1:{port}", "--item", "4"]) == 1
     assert "unreachable" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_graph_with_cold_items_says_so_in_every_format(cold_world, tmp_path,  # noqa: F811
+                                                          capsys):
+    """The model of tests/test_cold_start.py (items 30..39 cold), served by the stand-in."""
+    base = Path(cold_world["path"]).parent
+    output = {kind: tmp_path / f"g.{kind}" for kind in ("json", "graphml", "html")}
+    with serve_in_process(base, poll_seconds=0) as running:
+        for kind, path in output.items():
+            assert main(["graph", "--server", running.rest_url, "--item", "35", "--depth", "2",
+                         "--fanout", "5", "--format", kind, "--output", str(path)]) == 0
+    data = json.loads(output["json"].read_text())
+    flags = {node["id"]: node["cold"] for node in data["nodes"]}
+    assert flags == {node: int(node) >= 30 for node in flags} and flags["35"]
+    assert f"{sum(flags.values())} new (cold" in capsys.readouterr().err
+    graphml = nx.read_graphml(output["graphml"])
+    assert {node: attributes["cold"] for node, attributes in graphml.nodes(data=True)} == flags
+    assert '"shape": "diamond"' in output["html"].read_text()
