@@ -80,6 +80,7 @@ bench: install
 	$(BIN)/pip install --quiet --no-deps -r requirements/bench.txt
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/warm_start.py --json bench/results/warm_start.json
+	$(BIN)/python bench/cold_start.py --json bench/results/cold_start.json
 	$(BIN)/python bench/pipeline_run.py --modes multi_processing,auto --json bench/results/pipeline.json
 	$(BIN)/towergraph data prepare --format movielens --input $(ML_100K) --output $(WORK)/bench/data
 	$(BIN)/towergraph run --data $(WORK)/bench/data --output $(WORK)/bench/run

@@ -106,3 +106,67 @@ def test_growth_per_doubling():
 @pytest.mark.parametrize("size", [1_000_000, 3_000_000])
 def test_sizes_keep_the_goodbooks_shape(size):
     assert abs(scale.users_for(size) * scale.RATINGS_PER_USER - size) < scale.RATINGS_PER_USER
+
+
+# --- bench/cold_start.py ----------------------------------------------------------------------
+
+def test_cold_split_holds_out_whole_items_seeded():
+    import cold_start
+
+    frame = pd.DataFrame({"user_id": [str(i % 5) for i in range(60)],
+                          "item_id": [str(i % 20) for i in range(60)]})
+    train, cold, items = cold_start.cold_split(frame, seed=3)
+    assert len(items) == 2 and cold_start.cold_split(frame, seed=3)[2] == items
+    assert set(cold.item_id) == set(items) and len(cold) == 6  # all 3 ratings of each
+    assert set(train.item_id).isdisjoint(items) and len(train) == 54
+
+
+def test_popularity_by_genre_on_a_hand_made_example():
+    import cold_start
+
+    # Warm items: 0 {A}, 1 {B}, 2 {A, C}. User 0 rated 0 and 2; user 1 rated 1.
+    seen = sp.csr_matrix(np.array([[1, 0, 1], [0, 1, 0]], dtype=np.float32))
+    warm = [{"A"}, {"B"}, {"A", "C"}]
+    # n_u: user 0 A=2 B=0 C=1; user 1 A=0 B=1 C=0. p over 3 ratings: A=2/3 B=1/3 C=1/3.
+    cold = [{"A"}, {"B", "C"}, {"Z"}]   # Z: no warm item has it
+    scores = cold_start.popularity_by_genre(seen, warm, cold)
+    np.testing.assert_allclose(scores, [[2 * 2 / 3, 0 + 1 / 3, 0], [0, 1 / 3, 0]])
+    # p(g) from a wider population (everyone's ratings), n_u(g) from the given users only.
+    everyone = sp.csr_matrix(np.array([[1, 0, 1], [0, 1, 0], [0, 1, 0]], dtype=np.float32))
+    scores = cold_start.popularity_by_genre(seen[:1], warm, cold, everyone=everyone)
+    np.testing.assert_allclose(scores, [[2 * 2 / 4, 1 / 4, 0]])
+
+
+def test_cold_ranking_recall_and_the_random_expectation():
+    import cold_start
+
+    scores = np.array([[0.1, 0.9, 0.5], [1.0, 1.0, 0.0]])
+    ranked = cold_start.rank(scores, k=2, seed=0)
+    assert ranked[0].tolist() == [1, 2] and sorted(ranked[1].tolist()) == [0, 1]
+    relevant = sp.csr_matrix(np.array([[1, 1, 0], [0, 0, 1]], dtype=np.float32))
+    assert cold_start.recall(ranked, relevant, (1, 2)) == {1: 1 / 3, 2: 1 / 3}
+    assert cold_start.random_recall(168, (10, 100, 200)) == {10: 10 / 168, 100: 100 / 168,
+                                                             200: 1.0}
+
+
+def test_cold_coherence_counts_shared_genres_of_nearest_neighbours():
+    import cold_start
+
+    vectors = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    content = [{"A"}, {"A"}, {"B"}, {"A", "B"}]
+    assert cold_start.nearest(vectors, np.array([0, 2]), k=1).tolist() == [[1], [3]]
+    assert cold_start.coherence(vectors, content, np.array([0, 2]), k=1) == 1.0
+    # Item 0's three neighbours: 1 (A), 3 (A, B), 2 (B): two of three share a genre.
+    assert cold_start.coherence(vectors, content, np.array([0]), k=3) == pytest.approx(2 / 3)
+
+
+def test_cold_coherence_within_a_pool_of_warm_items():
+    import cold_start
+
+    vectors = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    content = [{"A"}, {"A"}, {"B"}, {"A", "B"}]
+    # Item 0 among items 2 and 3 only: 3 is nearer (shares A), then 2 (does not).
+    assert cold_start.nearest(vectors, np.array([0]), k=2, pool=np.array([2, 3])).tolist() == \
+        [[3, 2]]
+    assert cold_start.coherence(vectors, content, np.array([0]), k=2,
+                                pool=np.array([2, 3])) == 0.5
