@@ -49,7 +49,6 @@ Output: one table per data set on stdout; bench/results/cold_start.json (--json)
 
 import argparse
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -418,8 +417,7 @@ def main() -> None:
         report["wall_seconds"] = time.perf_counter() - started
         print(f"wall time: {report['wall_seconds']:.0f} s")
         if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+            common.write_results(args.json, report)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -8,6 +8,7 @@ their exported signatures.
 """
 
 import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
@@ -31,6 +32,13 @@ INTERACTIONS = os.path.join("interactions", "interactions.csv")
 
 
 # --- data and splits -------------------------------------------------------------------------
+
+def write_results(path: str, results) -> None:
+    """A bench's results as JSON at `path` (its folder made if needed); values JSON cannot
+    hold (paths, numpy numbers) are written as text."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(results, indent=2, default=str) + "\n")
+
 
 def read_interactions(prepared_dir: str) -> pd.DataFrame:
     """The prepared interactions CSV as strings ('' for an empty list cell)."""

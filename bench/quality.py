@@ -293,8 +293,7 @@ def main() -> None:
         print(f"\nwall time: {wall:.0f} s (two-tower: the whole pipeline per protocol)")
         report["wall_seconds"] = wall
         if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+            common.write_results(args.json, report)
         if args.check and failures:
             sys.exit(1)
     finally:

@@ -21,7 +21,6 @@ compile and, for the warm run, the warm start itself.
 """
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -247,8 +246,7 @@ def main() -> None:
                                           if key != "export_dir"}
                                    for name, result in results.items()},
                        "table": text}
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(summary, indent=2, default=str))
+            common.write_results(args.json, summary)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
