@@ -378,13 +378,7 @@ class TwoTowerModel(tfrs.Model):
             if drop_ids is not None:
                 drop_ids = tf.concat([drop_ids, tf.zeros([extra], tf.bool)], axis=0)
         candidates = self.candidate_tower.from_rows(rows, drop_ids)
-        probability = None
-        if self.config.logq_correction:
-            # Expected share of the negatives per item: popularity for the batch's items plus
-            # extra / batch / catalogue for the uniform draws (relative values are what count).
-            batch = tf.cast(tf.shape(queries)[0], tf.float32)
-            probability = (tf.gather(self.sampling_probability, rows)
-                           + extra / batch / self.catalog.warm_items)
+        probability = self._negative_share(rows, tf.shape(queries)[0], extra)
         if training:
             loss = sampled_softmax_loss(
                 queries, candidates, rows,
@@ -410,6 +404,16 @@ class TwoTowerModel(tfrs.Model):
         buckets = 1 << 30
         draw = tf.strings.to_hash_bucket_fast(keys, buckets)
         return draw < int(self.config.id_dropout * buckets)
+
+    def _negative_share(self, rows, batch, extra: int):
+        """The log-Q correction's sampling probabilities of candidate `rows` (None when
+        config.logq_correction is off): each item's expected share of the negatives, its
+        popularity as an in-batch negative plus extra / batch / catalogue for the `extra`
+        uniform draws per batch of `batch` interactions (relative values are what count)."""
+        if not self.config.logq_correction:
+            return None
+        return (tf.gather(self.sampling_probability, rows)
+                + extra / tf.cast(batch, tf.float32) / self.catalog.warm_items)
 
     def _global_batch_loss(self, replicas: tf.distribute.ReplicaContext, queries, rows,
                            drop_ids=None):
@@ -447,11 +451,9 @@ class TwoTowerModel(tfrs.Model):
                 minval=0, maxval=self.catalog.warm_items, dtype=tf.int64)
             candidates = tf.concat([candidates, self.candidate_tower.from_rows(uniform)], 0)
             all_rows = tf.concat([all_rows, uniform], axis=0)
-        probability = tf.ones_like(all_rows, tf.float32)
-        if self.config.logq_correction:
-            batch = tf.cast(tf.shape(gathered)[0], tf.float32)
-            probability = (tf.gather(self.sampling_probability, all_rows)
-                           + extra / batch / self.catalog.warm_items)
+        probability = self._negative_share(all_rows, tf.shape(gathered)[0], extra)
+        if probability is None:
+            probability = tf.ones_like(all_rows, tf.float32)
         loss = sampled_softmax_loss(queries, candidates, all_rows, probability,
                                     self.config.temperature, positive_offset=offset)
         # Keras' logs add up the replicas' own results (tf_keras' "auto" reduction is a sum),
