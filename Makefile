@@ -55,7 +55,12 @@ else
 	$(BIN)/towergraph data prepare --format $(FORMAT) --input $(DATA) --output $(WORK)/data \
 		--top-items $(TOP_ITEMS)
 endif
-	$(BIN)/towergraph run --data $(WORK)/data --output $(WORK)/run
+	@# Exit 1: the gate kept the model in production (a rerun's model was no better); the
+	@# demo goes on with that one, if there is one.
+	@$(BIN)/towergraph run --data $(WORK)/data --output $(WORK)/run; status=$$?; \
+		if [ $$status -eq 1 ] && [ -n "$$(ls $(WORK)/run/serving/towergraph 2>/dev/null)" ]; then \
+			echo "make demo: the new model was not pushed; the model in production stays"; \
+		elif [ $$status -ne 0 ]; then exit $$status; fi
 ifneq ($(UI),0)
 	@echo "make demo: serving the model, explorer on http://127.0.0.1:8502 (Ctrl-C stops both; UI=0 skips this)"
 	@$(BIN)/towergraph serve --model-dir $(WORK)/run/serving & server=$$!; \
