@@ -47,3 +47,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.module.__name__ in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def cold_world(tiny_interactions, tmp_path_factory):
+    """The tiny world with items 30..39 cold (tests/test_cold_start.py build_cold_world)."""
+    from test_cold_start import build_cold_world
+
+    return build_cold_world(tiny_interactions, tmp_path_factory)

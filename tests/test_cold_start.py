@@ -94,9 +94,9 @@ def test_a_cold_row_is_embedded_by_its_content_alone():
 WARM = 30   # items 0..29 are in the item vocabulary (as if top_items were 30), 30..39 are cold
 
 
-@pytest.fixture(scope="module")
-def cold_world(tiny_interactions, tmp_path_factory):
-    """The tiny world trained on its warm items only; the cold ones join the catalogue."""
+def build_cold_world(tiny_interactions, tmp_path_factory):
+    """The tiny world trained on its warm items only; the cold ones join the catalogue (the
+    session's `cold_world` fixture, tests/conftest.py, shared by every module that needs it)."""
     import dataclasses
 
     import tiny_world

@@ -11,7 +11,6 @@ import pytest
 from serving.client import TowerGraphClient, UnknownItems
 from serving.graph import MAX_DEPTH, MAX_FANOUT, build_graph, graph_stats
 from serving.graph_export import COLD_SHAPE, COLD_TEXT, to_dict, to_graphml, to_html
-from test_cold_start import cold_world  # noqa: F401  (its model with cold items; slow)
 from tiny_world import HOSTILE_ITEM, HOSTILE_MARKUP, genre_of
 
 
@@ -200,7 +199,7 @@ def html_nodes(page: str):
 
 
 @pytest.mark.slow
-def test_a_real_cold_model_flags_its_cold_nodes(cold_world):  # noqa: F811
+def test_a_real_cold_model_flags_its_cold_nodes(cold_world):
     """The exported model of tests/test_cold_start.py (items 30..39 cold), end to end."""
     client = TowerGraphClient.connect(cold_world["path"], protocol="saved_model")
     result = build_graph(client, ["35", "3"], depth=2, fanout=6)

@@ -9,7 +9,6 @@ import pytest
 
 from towergraph.cli import main
 from serving.standin import serve_in_process
-from test_cold_start import cold_world  # noqa: F401  (its model with cold items; slow)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +60,7 @@ def test_server_down_exit_1(capsys):
 
 
 @pytest.mark.slow
-def test_a_graph_with_cold_items_says_so_in_every_format(cold_world, tmp_path,  # noqa: F811
+def test_a_graph_with_cold_items_says_so_in_every_format(cold_world, tmp_path,
                                                           capsys):
     """The model of tests/test_cold_start.py (items 30..39 cold), served by the stand-in."""
     base = Path(cold_world["path"]).parent

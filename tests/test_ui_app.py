@@ -20,7 +20,6 @@ from serving.graph import build_graph
 from serving.standin import serve_in_process
 from serving.graph import graph_stats
 from serving.graph_export import COLD_TEXT
-from test_cold_start import cold_world  # noqa: F401  (its model with cold items)
 from ui import data, state, views
 
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
@@ -520,7 +519,7 @@ def test_recommendations_for_user_session_and_both(app, client):
 # -- cold items ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def cold_standin(cold_world):  # noqa: F811
+def cold_standin(cold_world):
     """The stand-in serving tests/test_cold_start.py's model: items 30..39 are cold."""
     with serve_in_process(Path(cold_world["path"]).parent, tiny_world.MODEL_NAME,
                           poll_seconds=0) as server:
