@@ -204,6 +204,19 @@ def test_embed_content_gives_the_catalogues_cold_vector_for_the_same_content(col
     assert np.mean(top % 2 == 1) >= 0.8
 
 
+def test_embed_content_reads_a_bounded_prefix_of_each_string(cold_world):
+    """A hostile or broken client's megabyte title costs no more than MAX_CONTENT_CHARS."""
+    from towergraph.constants import MAX_CONTENT_CHARS
+
+    embed = cold_world["serving"].signatures["embed_content"]
+    title = "The Robot Chronicles 99 "
+    padded = title + "x" * (MAX_CONTENT_CHARS - len(title))
+    huge = _call(embed, titles=[padded + " dragon" * 200_000], genres=["Science Fiction"],
+                 authors=[""])["embeddings"]
+    cut = _call(embed, titles=[padded], genres=["Science Fiction"], authors=[""])["embeddings"]
+    np.testing.assert_allclose(huge, cut, atol=1e-6)
+
+
 def test_search_flags_cold_items(cold_world):
     result = _call(cold_world["serving"].signatures["search"], query=["chronicles 3"],
                    k=np.array([20], np.int32))

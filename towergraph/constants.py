@@ -45,3 +45,6 @@ PROTOCOL_SAVED_MODEL = "SavedModel"   # the model loaded in-process, no server
 
 # Longest title search query the client sends (the `search` signature builds a pattern from it).
 MAX_SEARCH_QUERY_CHARS = 500
+# embed_content reads at most this many characters of each title, genres and authors string:
+# bounded work whatever a client sends (a real title is far shorter).
+MAX_CONTENT_CHARS = 1000

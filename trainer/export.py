@@ -36,7 +36,8 @@ import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 
 from towergraph import constants
-from towergraph.constants import (DEFAULT_MAX_K, DEFAULT_MODEL_NAME, MAX_SEARCH_QUERY_CHARS,
+from towergraph.constants import (DEFAULT_MAX_K, DEFAULT_MODEL_NAME, MAX_CONTENT_CHARS,
+                                  MAX_SEARCH_QUERY_CHARS,
                                   MAX_SESSION_ITEMS)
 from trainer.features import AUTHORS, GENRES, TITLE
 from trainer.model import TwoTowerModel
@@ -252,11 +253,15 @@ class ServingModule(tf.Module):
         """Places an item by its content alone (a brand-new item, without retraining): the
         vector the catalogue holds for a cold item of the same title and genres/authors
         ('|'-separated, '' for none; a kind of content the model was not trained with is
-        ignored). Unit length; compare with item vectors by dot product."""
+        ignored). Unit length; compare with item vectors by dot product. Only the first
+        MAX_CONTENT_CHARS characters of each string count."""
         tf.debugging.assert_equal(tf.shape(genres), tf.shape(titles),
                                   message="titles, genres and authors need one row each")
         tf.debugging.assert_equal(tf.shape(authors), tf.shape(titles),
                                   message="titles, genres and authors need one row each")
+        titles, genres, authors = (
+            tf.strings.substr(text, 0, MAX_CONTENT_CHARS, unit="UTF8_CHAR")
+            for text in (titles, genres, authors))
         vectors = self.candidate_tower.from_content(
             {TITLE: titles, GENRES: genres, AUTHORS: authors})
         return {"embeddings": vectors}
