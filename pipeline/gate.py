@@ -32,7 +32,7 @@ from trainer.dataset import as_numpy, read_batches
 from trainer.evaluation import (POPULARITY, evaluate_models, gate_shortfalls, judged_ks,
                                 load_exported, unique_judged)
 from trainer.features import ITEM_ID, USER_ID
-from trainer.run import candidate_dir
+from trainer.run import candidate_dir, candidate_or_served
 
 METRICS_FILE = "metrics.json"
 _PAIR_SPEC = {USER_ID: tf.io.FixedLenFeature([], tf.string),
@@ -51,10 +51,10 @@ def _interactions(examples, split: str):
 def _production_dir(baseline: Model):
     """The production model to judge: its candidate, or (exported before candidates were kept)
     its served model, with a note saying so."""
-    candidate = candidate_dir(baseline.uri)
-    if tf.io.gfile.exists(candidate):
-        return candidate, "candidate", None
-    return (path_utils.serving_model_path(baseline.uri), "served",
+    path, is_candidate = candidate_or_served(path_utils.serving_model_path(baseline.uri))
+    if is_candidate:
+        return path, "candidate", None
+    return (path, "served",
             "no candidate in the production Model artifact (exported before candidates were "
             "kept): its served model is judged, which was refitted on its run's train + eval "
             "rows and may have seen this eval split, so its recall may be flattering")

@@ -65,22 +65,29 @@ def model_uri(serving_model_dir: str) -> str:
     return os.path.dirname(os.path.normpath(serving_model_dir))
 
 
-def warm_start_bases(base_model: Optional[str]) -> Tuple[Optional[str], Optional[str]]:
-    """The exports the candidate and the served model warm-start from: the base Model
-    artifact's candidate (its served model when it has none, as models made before the
-    candidate moved into the artifact) and its served model; (None, None) without a base."""
-    if not base_model:
-        return None, None
-    candidate = candidate_dir(model_uri(base_model))
+def candidate_or_served(served_dir: str) -> Tuple[str, bool]:
+    """The candidate export of the Model artifact whose served model is `served_dir` (its
+    Format-Serving folder), or, for models made before the candidate moved into the artifact,
+    the served model itself; and whether it is the candidate."""
+    candidate = candidate_dir(model_uri(served_dir))
     try:
         present = tf.io.gfile.exists(
             os.path.join(candidate, tf.saved_model.SAVED_MODEL_FILENAME_PB))
     except tf.errors.OpError:
         present = False
-    if not present:
+    return (candidate, True) if present else (served_dir, False)
+
+
+def warm_start_bases(base_model: Optional[str]) -> Tuple[Optional[str], Optional[str]]:
+    """The exports the candidate and the served model warm-start from: the base Model
+    artifact's candidate (its served model when it has none) and its served model;
+    (None, None) without a base."""
+    if not base_model:
+        return None, None
+    candidate, is_candidate = candidate_or_served(base_model)
+    if not is_candidate:
         logging.info("warm start: %s has no candidate; the candidate starts from its served "
                      "model", model_uri(base_model))
-        candidate = base_model
     return candidate, base_model
 
 
