@@ -111,6 +111,37 @@ def test_an_item_without_known_words_or_genres_gets_no_content_but_its_id():
     np.testing.assert_allclose(by_row, by_strings.numpy(), atol=1e-6)
 
 
+@pytest.mark.parametrize("query_layers", [(), (8,)])
+def test_an_item_tower_without_hidden_layers_trains_and_matches_the_user_vectors(
+        catalog, interactions, query_layers):
+    # candidate_layers: [] with title and genres: the item vector is the sum of the id and
+    # content embeddings (no concatenation to project), so it has the users' size and the
+    # model trains; before, a [B, 3 * dim] item vector met a [B, dim] user vector.
+    import tiny_world
+    from trainer.config import ModelConfig
+    from trainer.model import Vocabularies, compile_model
+
+    vocabularies = Vocabularies(users=[f"u{u}" for u in range(N_USERS)],
+                                title_tokens=["the", "dragon", "robot", "chronicles"],
+                                genres=tiny_world.GENRES)
+    config = ModelConfig(embedding_dim=8, candidate_layers=(), query_layers=query_layers,
+                         batch_size=64, epochs=1)
+    model = compile_model(vocabularies, catalog, config)
+    assert model.candidate_tower.projection == []
+    dataset = tf.data.Dataset.from_tensor_slices(interactions).batch(64)
+    history = model.fit(dataset, epochs=1, verbose=0)
+    assert np.isfinite(history.history["mean_loss"][-1])
+    items = model.item_embeddings().numpy()
+    users = model.query_tower(tf.constant(["u1", "stranger"])).numpy()
+    assert items.shape == (N_ITEMS, 8) and users.shape == (2, 8)
+    np.testing.assert_allclose(np.linalg.norm(items, axis=1), 1.0, rtol=1e-5)
+    content = catalog.content()
+    rows = [3, 0, HOSTILE_ITEM]
+    by_strings = model.candidate_tower(
+        {name: tf.constant([column[row] for row in rows]) for name, column in content.items()})
+    np.testing.assert_allclose(items[rows], by_strings.numpy(), atol=1e-6)
+
+
 def test_training_learns_the_genres(model):
     # Every user reads one genre: their top-10 must be (nearly) all of it.
     assert model.metrics_after_training["factorized_top_k/top_10_categorical_accuracy"] > 0.3

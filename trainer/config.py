@@ -28,7 +28,8 @@ class ModelConfig:
                                  "of the user's training items (the item being predicted left "
                                  "out while training); false: user id only")
     candidate_layers: Tuple[int, ...] = setting((128,), "hidden ReLU layer sizes of the item "
-                                                "tower (id + title words + genres/authors)")
+                                                "tower (id + title words + genres/authors); "
+                                                "[]: those embeddings are summed")
     temperature: float = setting(0.2, "logits are cosines divided by this; lower is sharper")
     logq_correction: bool = setting(True, "correct in-batch negatives for popular items being "
                                     "sampled more often (subtract log sampling probability)")

@@ -169,6 +169,11 @@ class CandidateTower(tf.keras.Model):
         self._content_ids: Dict[str, Tuple[tf.Tensor, tf.Tensor]] = {}
 
     def _project(self, parts):
+        """The id and content embeddings -> the item's unit vector: concatenated and through
+        candidate_layers, or, with none, summed (each has embedding_dim values, so the vector
+        has the user tower's size, as the user tower adds its history mean to its id's)."""
+        if not self.projection:
+            return _unit(tf.add_n(parts))
         vectors = tf.concat(parts, axis=-1)
         for layer in self.projection:
             vectors = layer(vectors)
