@@ -50,16 +50,19 @@ def test_movielens_csv_layout(tmp_path):
         ["u1", "2", "5", "Usual Suspects, The", "Crime|Thriller"],
         ["u3", "10", "1", 'Say "Hi"', ""],
         ["u1", "10", "2", 'Say "Hi"', ""]]
-    # Equal counts: numeric ids in numeric order ("2" before "10").
+    # Equal counts: numeric ids in numeric order ("2" before "10"); item 7, which nobody
+    # rated, is kept last (the model places it by its content).
     assert _rows(out / "items.csv") == [
         ["item_id", "title", "genres", "num_ratings"],
         ["2", "Usual Suspects, The", "Crime|Thriller", "2"],
-        ["10", 'Say "Hi"', "", "2"]]
+        ["10", 'Say "Hi"', "", "2"],
+        ["7", "Unrated", "Drama", "0"]]
     manifest = _manifest(out)
-    assert manifest["counts"] == {"users": 3, "items": 2, "ratings": 4,
+    assert manifest["counts"] == {"users": 3, "items": 2, "ratings": 4, "unrated_items": 1,
                                   "duplicate_ratings_dropped": 1,
                                   "items_dropped_by_top_items": 0,
-                                  "ratings_dropped_by_top_items": 0, "unrated_items": 1}
+                                  "ratings_dropped_by_top_items": 0,
+                                  "unrated_items_dropped": 0}
     assert manifest["format"] == "movielens" and manifest["top_items"] == 0
     assert manifest["interactions_sha256"] == file_sha256(
         out / "interactions" / "interactions.csv")
@@ -171,6 +174,16 @@ def test_top_items_keeps_the_most_rated_with_ties_broken_by_id(tmp_path):
     assert summary["counts"]["items_dropped_by_top_items"] == 2
     assert summary["counts"]["ratings_dropped_by_top_items"] == 3
     assert summary["counts"]["users"] == 3  # u4 rated only a dropped item
+
+
+def test_top_items_leaves_out_the_items_nobody_rated(tmp_path):
+    # Without --top-items item 7 stays in the catalogue (test_movielens_csv_layout); with it,
+    # the cut to the most-rated items leaves it out and says so.
+    summary = prepare("movielens", _files(tmp_path / "in", **MOVIELENS), tmp_path / "out",
+                      top_items=5)
+    assert [row[0] for row in _rows(tmp_path / "out" / "items.csv")[1:]] == ["2", "10"]
+    assert summary["counts"]["unrated_items"] == 0
+    assert summary["counts"]["unrated_items_dropped"] == 1
 
 
 def test_top_items_beyond_the_catalog_keeps_everything(tmp_path):

@@ -25,7 +25,8 @@ def synthetic(tmp_path_factory):
 
 def test_has_the_requested_sizes(synthetic):
     out, summary, rows, items = synthetic
-    assert summary["counts"] == {"users": 400, "items": 300, "ratings": 400 * 15}
+    assert summary["counts"] == {"users": 400, "items": 300, "ratings": 400 * 15,
+                                 "unrated_items": 0}
     assert len(rows) == 6000 and len(items) == 300
     assert len({(row["user_id"], row["item_id"]) for row in rows}) == 6000  # no repeats
     assert all(1 <= int(row["rating"]) <= 5 for row in rows)
@@ -96,3 +97,18 @@ def test_impossible_sizes_are_refused(tmp_path, bad):
     with pytest.raises(ValueError):
         generate_synthetic(tmp_path / "out", **{**SIZE, **bad})
     assert not (tmp_path / "out").exists()
+
+
+def test_unrated_items_join_the_catalogue_without_changing_the_rated_part(synthetic, tmp_path):
+    out, _, rows, items = synthetic
+    summary = generate_synthetic(tmp_path / "data", seed=1, unrated_items=7, **SIZE)
+    assert summary["counts"]["unrated_items"] == 7 and summary["counts"]["items"] == 300
+    assert (tmp_path / "data" / "interactions" / "interactions.csv").read_bytes() == \
+        (out / "interactions" / "interactions.csv").read_bytes()
+    with open(tmp_path / "data" / "items.csv", newline="", encoding="utf-8") as handle:
+        catalogue = list(csv.DictReader(handle))
+    assert catalogue[:300] == items
+    new = catalogue[300:]
+    assert [item["item_id"] for item in new] == [str(i) for i in range(301, 308)]
+    assert all(item["num_ratings"] == "0" and item["genres"].startswith("genre_")
+               and item["title"].endswith(" " + item["item_id"]) for item in new)

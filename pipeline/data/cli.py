@@ -57,8 +57,9 @@ def add_data_commands(subparsers: Any) -> argparse.ArgumentParser:
                                                     "genres and popularity")
     command.add_argument("--output", required=True, help=OUTPUT_HELP)
     defaults = inspect.signature(generate_synthetic).parameters
-    for name in ("users", "items", "genres", "ratings_per_user", "seed"):
-        command.add_argument("--" + name.replace("_", "-"), type=_count(0 if name == "seed" else 1),
+    for name in ("users", "items", "genres", "ratings_per_user", "seed", "unrated_items"):
+        command.add_argument("--" + name.replace("_", "-"),
+                             type=_count(0 if name in ("seed", "unrated_items") else 1),
                              default=defaults[name].default,
                              help=f"default: {defaults[name].default}")
     command.set_defaults(func=_handler(_synthetic))
@@ -83,8 +84,8 @@ def _prepare(args: argparse.Namespace) -> str:
         dropped.append(f"{counts['items_dropped_by_top_items']:,} items beyond the top "
                        f"{summary['top_items']:,} with their "
                        f"{counts['ratings_dropped_by_top_items']:,} ratings")
-    if counts["unrated_items"]:
-        dropped.append(f"{counts['unrated_items']:,} items without ratings")
+    if counts["unrated_items_dropped"]:
+        dropped.append(f"{counts['unrated_items_dropped']:,} items without ratings")
     return (f"Prepared {_counts(summary)} from {summary['input']} ({summary['format']}) into "
             f"{summary['output']}; columns: {', '.join(summary['columns'])}. "
             f"Dropped: {'; '.join(dropped) if dropped else 'nothing'}.")
@@ -93,7 +94,7 @@ def _prepare(args: argparse.Namespace) -> str:
 def _synthetic(args: argparse.Namespace) -> str:
     summary = generate_synthetic(args.output, users=args.users, items=args.items,
                                  genres=args.genres, ratings_per_user=args.ratings_per_user,
-                                 seed=args.seed)
+                                 seed=args.seed, unrated_items=args.unrated_items)
     return (f"Generated {_counts(summary)} in {args.genres} genres (seed {args.seed}) into "
             f"{summary['output']}; each item's genre is in items.csv.")
 
@@ -109,8 +110,11 @@ def _download(args: argparse.Namespace) -> str:
 
 def _counts(summary: Dict[str, Any]) -> str:
     counts = summary["counts"]
+    unrated = counts.get("unrated_items", 0)
     return (f"{counts['ratings']:,} ratings by {counts['users']:,} users of "
-            f"{counts['items']:,} items")
+            f"{counts['items']:,} items" + (f", and {unrated:,} items nobody rated yet (in "
+                                            f"items.csv: the model places them by their "
+                                            f"content)" if unrated else ""))
 
 
 def _describe(preset: Dict[str, str]) -> str:

@@ -23,7 +23,8 @@ def prepare(format: str, input_path: str, output_dir: str, top_items: int = 0,
     """Prepares `input_path` (a directory) in `format` into `output_dir`; returns the manifest.
 
     options (formats.csv_layout's arguments) override the format's file and column names.
-    top_items=N keeps the N most-rated items (ties: lower id first) and only their ratings.
+    top_items=N keeps the N most-rated items (ties: lower id first) and only their ratings;
+    without it every item is kept, those nobody rated too (items.csv, num_ratings 0).
     Raises DataError for any problem in the input, before anything is written.
     """
     if top_items < 0:
@@ -36,8 +37,12 @@ def prepare(format: str, input_path: str, output_dir: str, top_items: int = 0,
         _validated_keys(input_path, layout, items), len(item_ids))
     rated = sorted((index for index, count in enumerate(counts) if count),
                    key=lambda index: (-counts[index], id_order(item_ids[index])))
+    unrated = [index for index, count in enumerate(counts) if not count]
+    # Items nobody rated stay in the catalogue (items.csv), for the model to place by their
+    # content; --top-items is a cut to the most-rated, which leaves them out.
     kept = rated[:top_items] if top_items else rated
-    catalog = {item_ids[index]: items[item_ids[index]] for index in kept}
+    catalog = {item_ids[index]: items[item_ids[index]]
+               for index in kept + ([] if top_items else unrated)}
 
     manifest = {
         "format": format,
@@ -49,7 +54,7 @@ def prepare(format: str, input_path: str, output_dir: str, top_items: int = 0,
                    "items_dropped_by_top_items": len(rated) - len(kept),
                    "ratings_dropped_by_top_items": sum(counts[index]
                                                        for index in rated[len(kept):]),
-                   "unrated_items": len(item_ids) - len(rated)},
+                   "unrated_items_dropped": len(unrated) if top_items else 0},
     }
     rows = _kept_ratings(input_path, layout, catalog, set(superseded))
     return write_prepared(output_dir, catalog, rows, manifest)

@@ -2,6 +2,7 @@
 
     OUT/interactions/interactions.csv  user_id,item_id,rating,title[,genres][,authors]
     OUT/items.csv                       item_id,title[,genres][,authors],num_ratings
+                                        (every item: rated ones first, then unrated ones)
     OUT/manifest.json                   what was prepared, counts, sha256 of interactions.csv
 
 CsvExampleGen reads every file under interactions/, so nothing else may live there. It reads
@@ -147,7 +148,9 @@ def write_prepared(output_dir: str, items: Mapping[str, Item],
                    manifest: Dict[str, Any]) -> Dict[str, Any]:
     """Streams (user_id, item_id, rating_text) rows into the prepared layout, atomically.
 
-    `items` is the catalog the rows may name; items.csv lists those that got ratings.
+    `items` is the catalog the rows may name; items.csv lists every one of them: those that
+    got ratings, most-rated first, then those nobody rated (num_ratings 0, in id order), which
+    the pipeline's model places by their content alone (cold items).
     `manifest` holds the caller's entries (format, input, extra counts); users/items/ratings
     counts, columns, time and checksum are added here. Returns the manifest plus `output`.
     """
@@ -171,14 +174,17 @@ def write_prepared(output_dir: str, items: Mapping[str, Item],
                 users.add(user_id)
         rated = sorted((item_id for item_id, count in counts.items() if count),
                        key=lambda item_id: (-counts[item_id], id_order(item_id)))
+        unrated = sorted((item_id for item_id, count in counts.items() if not count),
+                         key=id_order)
         with open(os.path.join(temporary, ITEMS), "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow([ITEM_ID, TITLE] + lists + [NUM_RATINGS])
             writer.writerows((item_id,) + cells[item_id] + (counts[item_id],)
-                             for item_id in rated)
+                             for item_id in rated + unrated)
         manifest = dict(manifest)
         manifest["counts"] = {"users": len(users), "items": len(rated),
-                              "ratings": sum(counts.values()), **manifest.get("counts", {})}
+                              "ratings": sum(counts.values()), "unrated_items": len(unrated),
+                              **manifest.get("counts", {})}
         manifest.update(
             columns=columns,
             created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -42,14 +42,19 @@ def _word(index: int) -> str:
 def generate_synthetic(output_dir: str, users: int = 2000, items: int = 500, genres: int = 8,
                        ratings_per_user: int = 40, seed: int = 42,
                        favourite_share: float = 0.9,
-                       popularity_exponent: float = 1.0) -> Dict[str, Any]:
+                       popularity_exponent: float = 1.0,
+                       unrated_items: int = 0) -> Dict[str, Any]:
     """Writes a synthetic dataset in the prepared layout; returns the manifest (like prepare).
 
     Every user rates exactly `ratings_per_user` distinct items, so ratings = users x that.
-    Deterministic for a given seed.
+    `unrated_items` more items (ids after the rated ones, genres and titles made the same way)
+    are in the catalogue with no rating at all: new items, for the model to place by their
+    content. Deterministic for a given seed; the rated part does not depend on unrated_items.
     """
     if min(users, items, genres, ratings_per_user) < 1:
         raise ValueError("users, items, genres and ratings_per_user must be positive")
+    if unrated_items < 0:
+        raise ValueError(f"unrated_items must be 0 or positive, not {unrated_items}")
     if genres > items or ratings_per_user > items:
         raise ValueError(f"need items >= genres and items >= ratings_per_user "
                          f"(items={items}, genres={genres}, ratings_per_user={ratings_per_user})")
@@ -66,6 +71,13 @@ def generate_synthetic(output_dir: str, users: int = 2000, items: int = 500, gen
         words = rng.choice(WORDS_PER_GENRE, size=2, replace=False) + genre * WORDS_PER_GENRE
         catalog[item_id] = Item(f"{_word(words[0])} {_word(words[1])} {item_id}",
                                 genres=(genre_name(genre),))
+
+    unrated_rng = np.random.default_rng([seed, 1])  # leaves the rated part's draws alone
+    for index in range(items, items + unrated_items):
+        genre = int(unrated_rng.integers(genres))
+        words = unrated_rng.choice(WORDS_PER_GENRE, size=2, replace=False) + genre * WORDS_PER_GENRE
+        catalog[str(index + 1)] = Item(f"{_word(words[0])} {_word(words[1])} {index + 1}",
+                                       genres=(genre_name(genre),))
 
     @functools.lru_cache(maxsize=256)
     def split(favourites: Tuple[int, ...]) -> Tuple[np.ndarray, np.ndarray]:
@@ -103,6 +115,7 @@ def generate_synthetic(output_dir: str, users: int = 2000, items: int = 500, gen
         "top_items": 0,
         "synthetic": {"users": users, "items": items, "genres": genres,
                       "ratings_per_user": ratings_per_user, "seed": seed,
+                      "unrated_items": unrated_items,
                       "favourite_share": favourite_share,
                       "popularity_exponent": popularity_exponent},
     }
