@@ -105,20 +105,6 @@ def evaluate_models(models: Mapping[str, ExportedModel], train: Interactions,
     return results
 
 
-def evaluate_retrieval(model_dir: str, train: Interactions, held_out: Interactions,
-                       ks: Sequence[int] = (10, 100)) -> Dict:
-    """Recall@k of one exported model and of popularity (see evaluate_models)."""
-    results = evaluate_models({"model": load_exported(model_dir)}, train, held_out, ks)
-    return {
-        "model": results["recall"]["model"],
-        "popularity": results["recall"][POPULARITY],
-        "held_out_interactions": results["held_out_interactions"],
-        "users": results["users"],
-        "users_unknown_to_model": results["users_unknown"]["model"],
-        "catalog_items": results["catalog_items"]["model"],
-    }
-
-
 def judged_ks(ks: Sequence[int], catalog_items: int) -> List[Dict]:
     """The k the gate judges for each configured k: k itself, or at most half the catalogue.
 
@@ -147,12 +133,6 @@ def judged_ks(ks: Sequence[int], catalog_items: int) -> List[Dict]:
 def unique_judged(judged: Sequence[Dict]) -> List[int]:
     """The distinct judged k values, in the order of the configured ones."""
     return list(dict.fromkeys(entry["judged"] for entry in judged))
-
-
-def beats_baseline(metrics: Dict, ks: Sequence[int]) -> bool:
-    """The model must beat popularity on recall@k for every k."""
-    return all(metrics["model"][f"recall@{k}"] > metrics["popularity"][f"recall@{k}"]
-               for k in ks)
 
 
 # Recall values are ratios of counts: a difference this small is rounding, not a regression.
