@@ -3,6 +3,7 @@
 CsvExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator
   -> Transform (vocabularies) -> Trainer (TFRS two-tower) -> RetrievalGate -> Pusher
                  production model (latest blessed) --^ warm start  ^-- baseline
+  ItemCatalogGen (items.csv: every item, rated or not) --^ cold items
   [-> ModelRegistry: on Vertex AI, each pushed model becomes a Model Registry version]
 """
 
@@ -16,8 +17,10 @@ import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 from tfx import v1 as tfx
 
 from pipeline.config import PipelineConfig
+from pipeline.data.prepared import ITEMS as ITEMS_FILE
 from pipeline.gate import RetrievalGate
 from pipeline.registry import ModelRegistry
+from pipeline.trainer_component import ITEM_CATALOG_SPLIT, CloudTrainer, Trainer
 
 _PROJECT_CODE = [Path(__file__).resolve().parents[1] / "trainer",
                  Path(__file__).resolve().parent]
@@ -78,16 +81,24 @@ def create_pipeline(config: PipelineConfig,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("production_model")
-    trainer_class = (tfx.extensions.google_cloud_ai_platform.Trainer if cloud_training
-                     else tfx.components.Trainer)
-    trainer = trainer_class(
+    # The item catalogue: items nobody rated yet reach the model only through it.
+    item_catalog = tfx.components.CsvExampleGen(
+        input_base=config.data_dir,
+        input_config=tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name=ITEM_CATALOG_SPLIT, pattern=ITEMS_FILE)]),
+        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+            tfx.proto.SplitConfig.Split(name=ITEM_CATALOG_SPLIT, hash_buckets=1)])),
+    ).with_id("ItemCatalogGen") if config.model.cold_items else None
+    trainer = (CloudTrainer if cloud_training else Trainer)(
         run_fn="trainer.run.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         # Warm start: initialised from the model in production where vocabularies overlap.
         base_model=production.outputs["model"] if config.warm_start else None,
+        # Cold items: catalogue items outside the item vocabulary, placed by their content.
+        item_catalog=item_catalog.outputs["examples"] if item_catalog else None,
         custom_config={"model": dataclasses.asdict(config.model), "max_k": config.max_k,
-                       "code_version": version, **(cloud_training or {})})
+                       "code_version": version, **(cloud_training or {})}).with_id("Trainer")
     # Blesses the candidate if it beats popularity and is not worse than production.
     gate = RetrievalGate(
         model=trainer.outputs["model"],
@@ -104,7 +115,7 @@ def create_pipeline(config: PipelineConfig,
                 base_directory=config.model_base_path)))
 
     components = [example_gen, statistics_gen, schema_gen, example_validator, transform,
-                  production, trainer, gate, pusher]
+                  *([item_catalog] if item_catalog else []), production, trainer, gate, pusher]
     if model_registry:
         # Each pushed model becomes the registered model's new version, gate metrics as labels.
         components.append(ModelRegistry(pushed_model=pusher.outputs["pushed_model"],

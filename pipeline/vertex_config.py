@@ -83,8 +83,8 @@ class DataflowSettings:
 
 @dataclasses.dataclass(frozen=True)
 class StepSettings:
-    cpu_limit: float = setting(0.0, "vCPUs of every pipeline step but the Trainer and "
-                               "CsvExampleGen, which TFX 1.16 compiles without resources "
+    cpu_limit: float = setting(0.0, "vCPUs of every pipeline step but the Trainer and the "
+                               "two CsvExampleGens, which TFX 1.16 compiles without resources "
                                "(0: the Vertex AI default)")
     memory_limit: float = setting(0.0, "GB of memory of those steps (0: the default)")
 

@@ -75,6 +75,58 @@ def test_the_cap_keeps_the_most_rated_cold_items_with_a_second_scan_for_their_co
     assert build_catalog(_examples(), ["a", "b"]).item_ids == ["a", "b"]   # no cold items
 
 
+def test_catalogue_items_no_example_names_follow_as_unrated_cold_items_while_there_is_room():
+    # The item catalogue (items.csv's examples): rated items already in the catalogue are
+    # skipped, the others follow in the catalogue's order, with 0 interactions; a column the
+    # examples have and the catalogue lacks (genres) reads ''.
+    catalogue = [{"item_id": np.array(["a", "f", "c", "g"], dtype=object),
+                  "title": np.array(["A", "F", "C", "G"], dtype=object)},
+                 {"item_id": np.array(["h", "f"], dtype=object),
+                  "title": np.array(["H", "F again"], dtype=object)}]
+    catalog = build_catalog(_examples(), ["a", "b"], max_cold_items=10,
+                            catalog_items=catalogue)
+    assert catalog.item_ids == ["a", "b", "c", "e", "d", "f", "g", "h"]
+    assert catalog.counts.tolist() == [2, 1, 3, 2, 1, 0, 0, 0]
+    assert catalog.titles[5:] == ["F", "G", "H"] and catalog.genres[5:] == ["", "", ""]
+    assert catalog.cold.tolist() == [False] * 2 + [True] * 6
+    assert catalog.sampling_probability.tolist() == pytest.approx([2 / 3, 1 / 3])
+    # max_cold_items bounds the examples' cold items and the catalogue's together.
+    assert build_catalog(_examples(), ["a", "b"], max_cold_items=4,
+                         catalog_items=catalogue).item_ids == ["a", "b", "c", "e", "d", "f"]
+    assert build_catalog(_examples(), ["a", "b"], max_cold_items=0,
+                         catalog_items=catalogue).item_ids == ["a", "b"]
+
+
+def test_the_item_catalogue_is_read_and_cleaned_as_transform_cleans_interactions(tmp_path):
+    # CsvExampleGen infers numeric ids as int64 and leaves empty cells out; Transform makes
+    # them text ("7") and '' (trainer.preprocessing.dense_strings), and so must this reader,
+    # or an id would not match its own interactions.
+    from trainer.dataset import read_item_catalog
+
+    def example(item_id, title, genres=None):
+        feature = {"item_id": tf.train.Feature(int64_list=tf.train.Int64List(value=[item_id])),
+                   "title": tf.train.Feature(bytes_list=tf.train.BytesList(
+                       value=[title.encode("utf-8")])),
+                   "num_ratings": tf.train.Feature(int64_list=tf.train.Int64List(value=[0]))}
+        if genres is not None:
+            feature["genres"] = tf.train.Feature(bytes_list=tf.train.BytesList(
+                value=[genres.encode("utf-8")]))
+        return tf.train.Example(features=tf.train.Features(feature=feature))
+
+    path = str(tmp_path / "items.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for record in [example(7, " Amélie ", "Comedy|Romance"), example(10, "Ten"),
+                       example(2, "Two", "Drama")]:
+            writer.write(record.SerializeToString())
+    batches = list(read_item_catalog([path], ("item_id", "title", "genres", "authors"),
+                                     batch_size=2))
+    assert [batch["item_id"].tolist() for batch in batches] == [["7", "10"], ["2"]]
+    assert [batch["title"].tolist() for batch in batches] == [["Amélie", "Ten"], ["Two"]]
+    assert [batch["genres"].tolist() for batch in batches] == [["Comedy|Romance", ""],
+                                                                ["Drama"]]
+    assert "authors" not in batches[0]   # a column the catalogue does not have
+
+
 def test_a_cold_row_is_embedded_by_its_content_alone():
     vocabularies = Vocabularies(users=["u"], title_tokens=["a", "c1"], genres=["X", "Y"])
     catalog = build_catalog(_examples(), ["a", "b"], max_cold_items=10)

@@ -25,6 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL_RUN = ["--epochs", "5", "--beam-mode", "in_memory"]
 
 
+UNRATED = 12   # items in items.csv that nobody rated: cold items of the served catalogue
+
+
 def _run(data, output, *flags):
     return main(["run", "--data", str(data), "--output", str(output), *SMALL_RUN, *flags])
 
@@ -37,7 +40,8 @@ def _versions(output):
 def first_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     data, output = root / "data", root / "run"
-    generate_synthetic(data, users=600, items=150, genres=4, ratings_per_user=25, seed=7)
+    generate_synthetic(data, users=600, items=150, genres=4, ratings_per_user=25, seed=7,
+                       unrated_items=UNRATED)
     # Without warm start, so that the reruns below without it find the Trainer's inputs (no
     # base_model channel) unchanged; a first run has no model to start from either way.
     exit_code = _run(data, output, "--warm-start", "false")
@@ -54,15 +58,15 @@ def test_first_run_blesses_and_pushes_a_versioned_model(first_run):
     summary = _summary(output)
     assert set(summary.components.values()) == {"COMPLETE"}
     assert list(summary.components) == [
-        "CsvExampleGen", "production_model", "StatisticsGen", "SchemaGen", "ExampleValidator",
-        "Transform", "Trainer", "RetrievalGate", "Pusher"]
+        "CsvExampleGen", "ItemCatalogGen", "production_model", "StatisticsGen", "SchemaGen",
+        "ExampleValidator", "Transform", "Trainer", "RetrievalGate", "Pusher"]
     assert summary.metrics["blessed"]
     # A first run has no model in production: judged against popularity only, from scratch.
     assert "production" not in summary.metrics
     assert "warm start: none (trained from scratch)" in summary.describe()
-    # 150 items: recall@100 cannot tell models apart (each user's unread items are fewer), so
-    # the gate judges k=100 at half the catalogue and says so.
-    assert summary.metrics["judged_ks"] == [10, 75]
+    # 162 items (150 rated, 12 nobody rated): recall@100 cannot tell models apart (each user's
+    # unread items are fewer), so the gate judges k=100 at half the catalogue and says so.
+    assert summary.metrics["judged_ks"] == [10, 81]
     for k in summary.metrics["judged_ks"]:
         assert summary.metrics["model"][f"recall@{k}"] > summary.metrics["popularity"][f"recall@{k}"]
     [version] = _versions(output)
@@ -87,6 +91,28 @@ def test_pushed_model_finds_neighbours_of_the_same_genre(first_run):
     assert all(query not in row for query, row in zip(queries, neighbours))
 
 
+def test_items_nobody_rated_are_served_cold_beside_items_of_their_genre(first_run):
+    # They reach the model only through the item catalogue channel (items.csv): placed by
+    # their title words and genre, flagged cold, their neighbours mostly of their own genre.
+    data, output, _ = first_run
+    with open(data / "items.csv", newline="", encoding="utf-8") as handle:
+        items = list(csv.DictReader(handle))
+    genre = {item["item_id"]: item["genres"] for item in items}
+    unrated = [item["item_id"] for item in items if item["num_ratings"] == "0"]
+    assert len(unrated) == UNRATED
+    model = tf.saved_model.load(str(_versions(output)[-1]))
+    info = model.signatures["item_info"](item_ids=tf.constant(unrated + ["1"]))
+    assert info["found"].numpy().all()
+    assert info["cold"].numpy().tolist() == [True] * UNRATED + [False]
+    assert (info["popularity"].numpy()[:UNRATED] == 0).all()
+    result = model.signatures["similar_items"](item_ids=tf.constant(unrated),
+                                               k=tf.constant([10] * UNRATED))
+    neighbours = result["item_ids"].numpy().astype(str)
+    same = [genre[neighbour] == genre[query]
+            for query, row in zip(unrated, neighbours) for neighbour in row]
+    assert np.mean(same) >= 0.6, f"genre coherence {np.mean(same):.2f} (4 genres: 0.25 by chance)"
+
+
 def test_unchanged_rerun_without_warm_start_trains_nothing_and_pushes_nothing(first_run):
     data, output, _ = first_run
     assert _run(data, output, "--warm-start", "false") == 0
@@ -96,8 +122,8 @@ def test_unchanged_rerun_without_warm_start_trains_nothing_and_pushes_nothing(fi
     # pushed, exit 0.
     assert {name: state for name, state in summary.components.items()
             if name not in ("production_model", "RetrievalGate", "Pusher")} == {
-        name: "CACHED" for name in ("CsvExampleGen", "StatisticsGen", "SchemaGen",
-                                    "ExampleValidator", "Transform", "Trainer")}
+        name: "CACHED" for name in ("CsvExampleGen", "ItemCatalogGen", "StatisticsGen",
+                                    "SchemaGen", "ExampleValidator", "Transform", "Trainer")}
     assert summary.metrics["already_in_production"] and not summary.pushed
     assert len(_versions(output)) == 1
 

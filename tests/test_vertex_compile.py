@@ -19,8 +19,8 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 from test_vertex_config import REPO, no_cloud_environment, towergraph, write_config  # noqa: F401
 
-BEAM_COMPONENTS = ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-                   "Transform"]
+BEAM_COMPONENTS = ["CsvExampleGen", "ItemCatalogGen", "StatisticsGen", "SchemaGen",
+                   "ExampleValidator", "Transform"]
 
 
 def compiled(tmp_path: Path, **changes):
@@ -87,8 +87,9 @@ def test_spec_holds_the_local_pipeline_in_the_same_order(direct):
     config, spec = direct
     local = local_pipeline(config)
     local_ids = [component.id for component in local.components]
-    assert local_ids == ["CsvExampleGen", "production_model", "StatisticsGen", "SchemaGen",
-                         "ExampleValidator", "Transform", "Trainer", "RetrievalGate", "Pusher"]
+    assert local_ids == ["CsvExampleGen", "ItemCatalogGen", "production_model",
+                         "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+                         "Trainer", "RetrievalGate", "Pusher"]
     dag = tasks(spec)
     # The Vertex spec adds one step after them all: the Model Registry upload.
     assert sorted({_resolver_of(task) for task in dag}) == sorted(local_ids + ["ModelRegistry"])
@@ -121,15 +122,22 @@ def test_spec_reads_and_writes_cloud_storage(direct):
         return value["runtimeValue"]["constantValue"]["stringValue"]
 
     assert parameter("CsvExampleGen", "input_base") == "gs://my-bucket/data/interactions"
+    # The item catalogue: items.csv beside interactions/, read by its own ExampleGen and
+    # handed to the Trainer (items nobody rated become cold items).
+    assert parameter("ItemCatalogGen", "input_base") == "gs://my-bucket/data"
+    assert json.loads(parameter("ItemCatalogGen", "input_config")) == {
+        "splits": [{"name": "items", "pattern": "items.csv"}]}
+    assert "ItemCatalogGen" in tasks(spec)["Trainer"]["dependentTasks"]
     push = json.loads(parameter("Pusher", "push_destination"))
     assert push == {"filesystem": {"base_directory": "gs://my-bucket/serving/towergraph"}}
 
 
 def test_trainer_is_a_vertex_custom_job_on_the_pipeline_image(direct):
     config, spec = direct
+    # TFX's Vertex AI training executor, running TFX's generic Trainer executor in the job,
+    # each extended by the item catalogue input (pipeline/trainer_component.py).
     assert executor(spec, "Trainer")["container"]["args"][:2] == [
-        "--executor_class_path",
-        "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"]
+        "--executor_class_path", "pipeline.trainer_component.CloudExecutor"]
     custom = trainer_custom_config(spec)
     assert custom["ai_platform_enable_vertex"] is True
     assert custom["ai_platform_vertex_region"] == "europe-west1"
@@ -154,9 +162,10 @@ def test_trainer_on_three_machines_is_a_chief_and_two_workers(tmp_path):
     assert [pool["machine_spec"] for pool in pools] == [{"machine_type": "n1-standard-8"}] * 2
     assert [pool["container_spec"] for pool in pools] == [{"image_uri": config.image}] * 2
     # Every replica runs the same Trainer executor (and so the same run_fn).
+    # TFX's Vertex AI training executor, running TFX's generic Trainer executor in the job,
+    # each extended by the item catalogue input (pipeline/trainer_component.py).
     assert executor(spec, "Trainer")["container"]["args"][:2] == [
-        "--executor_class_path",
-        "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"]
+        "--executor_class_path", "pipeline.trainer_component.CloudExecutor"]
 
 
 def test_custom_config_keys_are_the_ones_tfx_reads():
@@ -174,7 +183,7 @@ def test_every_step_runs_the_pipeline_image_with_direct_runner_flags(direct):
     resolvers = {name for name, value in executors.items() if "resolver" in value}
     assert len(resolvers) == 2 and all(name.startswith("production_model") for name in resolvers)
     executors = {name: value for name, value in executors.items() if name not in resolvers}
-    assert len(executors) == 9
+    assert len(executors) == 10
     for name, value in executors.items():
         container = value["container"]
         assert container["image"] == config.image, name
@@ -213,7 +222,7 @@ def test_gpu_trainer_and_step_resources(dataflow):
         resources = executor(spec, task)["container"].get("resources")
         # The Trainer's step only launches and watches the custom job; TFX 1.16 compiles no
         # resources for CsvExampleGen (its driver and executor share a special container spec).
-        if task in ("Trainer", "CsvExampleGen"):
+        if task in ("Trainer", "CsvExampleGen", "ItemCatalogGen"):
             assert resources is None
         else:
             assert resources == {"cpuLimit": 8.0, "memoryLimit": 32.0}, task
@@ -227,7 +236,9 @@ def test_local_pipeline_is_unchanged(direct):
     components = local_pipeline(config).components
     assert components[-1].id == "Pusher"
     trainer = next(c for c in components if c.id == "Trainer")
-    assert type(trainer) is tfx.components.Trainer
+    # TFX's Trainer with the item catalogue input, training in-process (not a custom job).
+    assert isinstance(trainer, tfx.components.Trainer)
+    assert type(trainer).EXECUTOR_SPEC.executor_class.__name__ == "Executor"
     assert set(json.loads(trainer.exec_properties["custom_config"])) == {
         "model", "max_k", "code_version"}
 
@@ -282,8 +293,8 @@ def test_tfx_cli_compiles_for_vertex(tmp_path):
     spec = json.loads((tmp_path / "compiled" / "pipeline.json").read_text())
     json_format.ParseDict(spec, pipeline_spec_pb2.PipelineJob())
     assert sorted({_resolver_of(task) for task in tasks(spec)}) == sorted([
-        "CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
-        "production_model", "Trainer", "RetrievalGate", "Pusher", "ModelRegistry"])
+        "CsvExampleGen", "ItemCatalogGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+        "Transform", "production_model", "Trainer", "RetrievalGate", "Pusher", "ModelRegistry"])
 
 
 def test_runner_file_stops_on_a_bad_config(tmp_path, monkeypatch):

@@ -252,8 +252,8 @@ def test_the_real_sdk_accepts_the_compiled_spec(monkeypatch, capsys, config_path
     spec = resource.pipeline_spec
     assert spec["pipelineInfo"]["name"] == "towergraph"
     assert sorted(spec["root"]["dag"]["tasks"]) == sorted([
-        "CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
-        "production_model-model-resolver", "production_model-model-blessing-resolver",
+        "CsvExampleGen", "ItemCatalogGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+        "Transform", "production_model-model-resolver", "production_model-model-blessing-resolver",
         "Trainer", "RetrievalGate", "Pusher", "ModelRegistry"])
     assert not spec["root"]["dag"]["tasks"]["Trainer"]["cachingOptions"]["enableCache"]
 

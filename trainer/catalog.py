@@ -4,8 +4,10 @@ The catalog travels inside the exported model (titles included), so a client nee
 the model. It is built from the training examples that reach the Trainer through the pipeline's
 channels, in the order of Transform's item vocabulary (most-rated first): the warm items, which
 the item tower has an id embedding for. After them come the cold items: items of the examples
-outside that vocabulary (cut by `top_items`), most-rated first, which the model embeds from
-their content alone (the out-of-vocabulary id row) and which it does not train on.
+outside that vocabulary (cut by `top_items`), most-rated first, then the items of the item
+catalogue (the prepared items.csv, its own channel) that no example names: items nobody has
+rated yet. The model embeds cold items from their content alone (the out-of-vocabulary id row)
+and does not train on them.
 """
 
 import dataclasses
@@ -128,10 +130,12 @@ Batches = Iterable[Mapping[str, np.ndarray]]
 
 
 def build_catalog(batches: Union[Batches, Callable[[], Batches]],
-                  item_vocabulary: Sequence[str], max_cold_items: int = 0) -> Catalog:
+                  item_vocabulary: Sequence[str], max_cold_items: int = 0,
+                  catalog_items: Optional[Batches] = None) -> Catalog:
     """Collects each vocabulary item's content and counts its interactions, then appends up
-    to `max_cold_items` cold items (the most-rated items of the examples outside the
-    vocabulary; ties by id) with theirs.
+    to `max_cold_items` cold items with theirs: the most-rated items of the examples outside
+    the vocabulary (ties by id), then, while there is room, the items of `catalog_items` that
+    no example names, in its order, with 0 interactions.
 
     `batches` yields dicts of equal-length numpy arrays with at least item_id and title (as
     the Trainer reads them from Transform's output); or is a function returning a fresh such
@@ -142,6 +146,10 @@ def build_catalog(batches: Union[Batches, Callable[[], Batches]],
     The scan keeps the content of the first max_cold_items cold items it meets; when more
     distinct cold items than that occur, a second scan collects the content of the chosen
     ones it did not keep (so a plain iterable must then be re-iterable, e.g. a list).
+
+    `catalog_items` yields batches of the item catalogue's columns ({name: [B] str array},
+    trainer.dataset.read_item_catalog): item_id, title, and the list columns it has; a content
+    column the examples have and it lacks reads ''. It is read once, until the room is full.
     """
     scan = batches if callable(batches) else (lambda: batches)
     position = {item: i for i, item in enumerate(item_vocabulary)}
@@ -177,13 +185,35 @@ def build_catalog(batches: Union[Batches, Callable[[], Batches]],
                 if item in unseen:
                     cold_content[item] = _row_content(batch, content, row)
                     unseen.discard(item)
+    if catalog_items is not None and len(cold) < max_cold_items:
+        unrated = _unrated_items(catalog_items, content, set(position) | set(cold_counts),
+                                 max_cold_items - len(cold))
+        cold_content.update(unrated)
+        cold += list(unrated)
     for i, name in enumerate(content):
         content[name] = content[name] + [cold_content[item][i] for item in cold]
     return Catalog(item_ids=list(item_vocabulary) + cold, titles=content[TITLE],
                    genres=content.get(GENRES), authors=content.get(AUTHORS),
-                   counts=np.concatenate([counts, [cold_counts[item] for item in cold]]
+                   counts=np.concatenate([counts, [cold_counts.get(item, 0) for item in cold]]
                                          ).astype(np.int64),
                    warm_items=len(item_vocabulary))
+
+
+def _unrated_items(catalog_items: Batches, content: Mapping[str, list], known: set,
+                   room: int) -> Dict[str, Tuple[str, ...]]:
+    """Up to `room` items of the catalogue outside `known`, in its order, with the content
+    columns of `content` (in that order; '' where the catalogue has no such column)."""
+    found: Dict[str, Tuple[str, ...]] = {}
+    for batch in catalog_items:
+        blank = np.full(len(batch[ITEM_ID]), "", dtype=object)
+        columns = [batch.get(name, blank) for name in content]
+        for row, item in enumerate(batch[ITEM_ID]):
+            item = _text(item)
+            if item and item not in known and item not in found:
+                found[item] = tuple(_text(column[row]) for column in columns)
+                if len(found) == room:
+                    return found
+    return found
 
 
 def _unique_items(batch: Mapping[str, np.ndarray]):

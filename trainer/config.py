@@ -40,7 +40,8 @@ class ModelConfig:
                                 "without its id (the out-of-vocabulary id row), so the "
                                 "content part alone learns to place an item (cold items)")
     cold_items: bool = setting(True, "items of the training examples outside the item "
-                               "vocabulary (cut by top_items) join the served catalogue as cold "
+                               "vocabulary (cut by top_items), then items of the item catalogue "
+                               "(items.csv) that nobody rated, join the served catalogue as cold "
                                "items, embedded from their title and genres/authors alone, "
                                "flagged `cold`; they are not trained on")
     max_cold_items: int = setting(100_000, "most cold items in the catalogue (the most-rated "

@@ -1,22 +1,28 @@
-"""Reading Transform's output (gzipped TFRecords of tf.Examples) into batches for Keras."""
+"""Reading Transform's output (gzipped TFRecords of tf.Examples) into batches for Keras, and
+the item catalogue's raw examples (an ExampleGen's output) into string columns."""
 
-from typing import Dict, Iterator, List, Sequence
+from typing import Dict, Iterator, List, Sequence, Union
 
 import numpy as np
 import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 
 from trainer.features import ITEM_ID
+from trainer.preprocessing import dense_strings
+
+
+def _files(file_pattern: Union[str, Sequence[str]]) -> List[str]:
+    files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else \
+        [path for pattern in file_pattern for path in tf.io.gfile.glob(pattern)]
+    if not files:
+        raise FileNotFoundError(f"no examples match {file_pattern}")
+    return sorted(files)
 
 
 def read_batches(file_pattern: Sequence[str], feature_spec: Dict[str, tf.io.FixedLenFeature],
                  batch_size: int, shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
     """Batches of parsed features: {name: [B] tensor}."""
-    files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else \
-        [path for pattern in file_pattern for path in tf.io.gfile.glob(pattern)]
-    if not files:
-        raise FileNotFoundError(f"no examples match {file_pattern}")
-    records = tf.data.TFRecordDataset(sorted(files), compression_type="GZIP",
+    records = tf.data.TFRecordDataset(_files(file_pattern), compression_type="GZIP",
                                       num_parallel_reads=tf.data.AUTOTUNE)
     if shuffle:
         records = records.shuffle(100_000, seed=seed, reshuffle_each_iteration=True)
@@ -48,3 +54,43 @@ def keep_items(batches: tf.data.Dataset, item_ids: List[str]) -> tf.data.Dataset
 def as_numpy(batches: tf.data.Dataset) -> Iterator[Dict[str, np.ndarray]]:
     for batch in batches:
         yield {name: values.numpy() for name, values in batch.items()}
+
+
+_KINDS = {"bytes_list": tf.string, "int64_list": tf.int64, "float_list": tf.float32}
+
+
+def read_item_catalog(file_pattern: Union[str, Sequence[str]], names: Sequence[str],
+                      batch_size: int = 65_536) -> Iterator[Dict[str, np.ndarray]]:
+    """The item catalogue's raw examples (CsvExampleGen over items.csv), in file order, as
+    batches of {name: [B] str array} for the columns of `names` the examples have.
+
+    Each column is cleaned by Transform's own function (trainer.preprocessing.dense_strings:
+    numbers as text, spaces stripped, a missing value ''), so an id reads exactly as it does
+    in the transformed interactions. A column's type is CsvExampleGen's inference, one per
+    column, read from the first batch's examples.
+    """
+    records = tf.data.TFRecordDataset(_files(file_pattern), compression_type="GZIP")
+    spec = None
+    for serialized in records.batch(batch_size):
+        if spec is None:
+            spec = _column_types(serialized.numpy(), names)
+        if not spec:
+            return
+        columns = tf.io.parse_example(serialized, spec)
+        yield {name: np.char.decode(dense_strings(values).numpy().astype(bytes), "utf-8")
+               .astype(object) for name, values in columns.items()}
+
+
+def _column_types(serialized: Sequence[bytes], names: Sequence[str]
+                  ) -> Dict[str, tf.io.VarLenFeature]:
+    kinds: Dict[str, str] = {}
+    for record in serialized:
+        features = tf.train.Example.FromString(record).features.feature
+        for name in names:
+            if name not in kinds and name in features:
+                kind = features[name].WhichOneof("kind")
+                if kind and len(getattr(features[name], kind).value):
+                    kinds[name] = kind
+        if len(kinds) == len(names):
+            break
+    return {name: tf.io.VarLenFeature(_KINDS[kinds[name]]) for name in names if name in kinds}

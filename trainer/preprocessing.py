@@ -20,11 +20,12 @@ from trainer.text import list_values, title_tokens
 MIN_TITLE_TOKEN_COUNT = 2
 
 
-def _dense_strings(feature: Any) -> tf.Tensor:
+def dense_strings(feature: Any) -> tf.Tensor:
     """A raw CSV column as a [N] string tensor: ints become strings, missing values ''.
 
     CsvExampleGen infers numeric ids as int64, and columns with empty cells (an item without
-    genres) arrive as SparseTensors.
+    genres) arrive as SparseTensors. The item catalogue's columns are cleaned by this same
+    function (trainer.dataset.read_item_catalog), so its ids match the interactions'.
     """
     if isinstance(feature, tf.SparseTensor):
         default = "" if feature.dtype == tf.string else 0
@@ -44,10 +45,10 @@ def preprocessing_fn(inputs: Dict[str, Any],
       top_items: keep only the N most-rated items in the item vocabulary (0 or None: all).
     """
     top_items = (custom_config or {}).get("top_items") or None
-    outputs = {name: _dense_strings(inputs[name]) for name in (USER_ID, ITEM_ID, TITLE)}
+    outputs = {name: dense_strings(inputs[name]) for name in (USER_ID, ITEM_ID, TITLE)}
     for name in LIST_FEATURES:
         if name in inputs:
-            outputs[name] = _dense_strings(inputs[name])
+            outputs[name] = dense_strings(inputs[name])
 
     tft.vocabulary(outputs[USER_ID], vocab_filename=VOCABULARIES[USER_ID])
     # Ordered by rating count, so top_k keeps the most-rated items.

@@ -125,10 +125,12 @@ def run_fn(fn_args) -> None:
                    if distribute.is_chief() else [])
 
     candidate_base, served_base = warm_start_bases(getattr(fn_args, "base_model", None))
+    # Items nobody rated yet (pipeline/trainer_component.py); None under TFX's own Trainer.
+    item_files = getattr(fn_args, "item_catalog_files", None)
 
     candidate = train(transform_output, fn_args.train_files, config,
                       callbacks=tensorboard + [EpochLog("candidate (train split)")], verbose=0,
-                      warm_start_from=candidate_base)
+                      warm_start_from=candidate_base, item_files=item_files)
     logging.info("candidate's warm start: %s", candidate.warm_start_report.summary())
     metrics = evaluate(candidate, transform_output, fn_args.eval_files)
     logging.info("candidate's held-out metrics: %s", metrics)
@@ -139,7 +141,7 @@ def run_fn(fn_args) -> None:
         logging.info("refit on train + eval for the served model")
         served = train(transform_output, list(fn_args.train_files) + list(fn_args.eval_files),
                        config, callbacks=[EpochLog("served model (train + eval)")],
-                       verbose=0, warm_start_from=served_base)
+                       verbose=0, warm_start_from=served_base, item_files=item_files)
         logging.info("served model's warm start: %s", served.warm_start_report.summary())
     export_model(served, fn_args.serving_model_dir, max_k=max_k)
     if distribute.is_chief():

@@ -8,7 +8,8 @@ custom job) trains exactly what the pipeline trains, from the same inputs:
     export_serving_model(model, export_dir)                   # trainer/export.py
 
 Everything the model needs arrives through the pipeline's channels: Transform's vocabularies
-(transform_graph) and the transformed examples, from which the candidate catalogue is built.
+(transform_graph), the transformed examples, from which the candidate catalogue is built, and
+the item catalogue's examples (items nobody rated: cold items; pipeline/trainer_component.py).
 """
 
 import logging
@@ -21,8 +22,9 @@ import tensorflow_transform as tft
 from trainer import distribute
 from trainer.catalog import Catalog, Histories, build_catalog, build_histories
 from trainer.config import ModelConfig
-from trainer.dataset import as_numpy, keep_items, read_batches
-from trainer.features import AUTHORS, GENRES, ITEM_ID, TITLE, USER_ID, VOCABULARIES
+from trainer.dataset import as_numpy, keep_items, read_batches, read_item_catalog
+from trainer.features import (AUTHORS, GENRES, ITEM_ID, LIST_FEATURES, TITLE, USER_ID,
+                              VOCABULARIES)
 from trainer.model import MEAN_LOSS, TwoTowerModel, Vocabularies, compile_model
 from trainer.warm_start import apply as apply_warm_start
 
@@ -63,15 +65,20 @@ def load_histories(transform_output: tft.TFTransformOutput, files: Files, catalo
 
 
 def load_catalog(transform_output: tft.TFTransformOutput, files: Files,
-                 config: Optional[ModelConfig] = None) -> Catalog:
+                 config: Optional[ModelConfig] = None,
+                 item_files: Optional[Files] = None) -> Catalog:
     """Every vocabulary item with its content and interaction count, from the examples, then
     (config.cold_items, the default) up to config.max_cold_items cold items: the most-rated
-    items of the examples outside the vocabulary (trainer.catalog.build_catalog)."""
+    items of the examples outside the vocabulary, then the items of the item catalogue's
+    examples (`item_files`, None: none) that no example names (trainer.catalog.build_catalog)."""
     config = config or ModelConfig()
     spec = transform_output.transformed_feature_spec()
+    max_cold_items = config.max_cold_items if config.cold_items else 0
     return build_catalog(lambda: as_numpy(read_batches(files, spec, SCAN_BATCH)),
-                         item_vocabulary(transform_output),
-                         max_cold_items=config.max_cold_items if config.cold_items else 0)
+                         item_vocabulary(transform_output), max_cold_items=max_cold_items,
+                         catalog_items=read_item_catalog(item_files,
+                                                         (ITEM_ID, TITLE, *LIST_FEATURES))
+                         if item_files and max_cold_items else None)
 
 
 def training_data(transform_output: tft.TFTransformOutput, files: Files, catalog: Catalog,
@@ -164,7 +171,8 @@ def fit(model: TwoTowerModel, data: tf.data.Dataset, epochs: int,
 def train(transform_output: tft.TFTransformOutput, files: Files, config: ModelConfig,
           epochs: Optional[int] = None,
           callbacks: Iterable[tf.keras.callbacks.Callback] = (),
-          verbose: int = 0, warm_start_from: Optional[str] = None) -> TwoTowerModel:
+          verbose: int = 0, warm_start_from: Optional[str] = None,
+          item_files: Optional[Files] = None) -> TwoTowerModel:
     """Vocabularies -> catalogue -> compiled model -> [warm start] -> fit, on the given
     transformed examples.
 
@@ -181,15 +189,19 @@ def train(transform_output: tft.TFTransformOutput, files: Files, config: ModelCo
       epochs: overrides config.epochs (a benchmark timing one epoch).
       warm_start_from: an earlier model's export (a SavedModel folder) to initialise from
         (trainer/warm_start.py); None, or one that cannot be used: from scratch.
+      item_files: file pattern(s) of the item catalogue's examples (run_fn's
+        fn_args.item_catalog_files): its items that no training example names join the
+        catalogue as cold items; None: only the examples' items.
     Returns:
       The trained model, its catalogue indexed for top-k metrics; its `warm_start_report`
       (trainer.warm_start.Report) says what was carried over from warm_start_from.
     """
     strategy = distribute.strategy()
     vocabularies = load_vocabularies(transform_output)
-    catalog = load_catalog(transform_output, files, config)
-    logging.info("catalogue: %d items (%d cold), %d users", len(catalog),
-                 len(catalog) - catalog.warm_items, len(vocabularies.users))
+    catalog = load_catalog(transform_output, files, config, item_files)
+    logging.info("catalogue: %d items (%d cold, %d of them unrated), %d users", len(catalog),
+                 len(catalog) - catalog.warm_items, int((catalog.counts == 0).sum()),
+                 len(vocabularies.users))
     histories = (load_histories(transform_output, files, catalog, vocabularies.users)
                  if config.user_history else None)
     with strategy.scope():
