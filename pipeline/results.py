@@ -18,7 +18,7 @@ from tfx.orchestration import metadata
 
 from pipeline.config import PipelineConfig
 from pipeline.gate import METRICS_FILE
-from trainer.run import WARM_START_FILE, model_uri
+from trainer.run import CATALOG_FILE, WARM_START_FILE, model_uri
 
 _STATE_NAMES = {value: name for name, value in
                 metadata_store_pb2.Execution.State.items()}
@@ -53,6 +53,20 @@ def _warm_start_line(info: dict, source: Optional[str]) -> str:
     return f"{line} ({'; '.join(details)})" if details else line
 
 
+def _catalog_line(info: dict) -> str:
+    """`catalogue: 162 items, 150 trained on, 12 cold placed by their content (12 nobody rated
+    yet)`, or, without cold items, `catalogue: 150 items, all trained on`."""
+    total, warm = info.get("items", 0), info.get("warm", 0)
+    if total == warm:
+        return f"catalogue: {_count(total)} items, all trained on"
+    parts = [f"{_count(info[key])} {what}" for key, what in
+             (("cold_rated", "rated but outside the item vocabulary"),
+              ("cold_unrated", "nobody rated yet"))
+             if info.get(key)]
+    return (f"catalogue: {_count(total)} items, {_count(warm)} trained on, "
+            f"{_count(total - warm)} cold placed by their content ({', '.join(parts)})")
+
+
 def _judged_ks(metrics: dict) -> List[int]:
     if metrics.get("judged_ks"):
         return list(metrics["judged_ks"])
@@ -71,6 +85,7 @@ class RunSummary:
     production_version: Optional[str] = None
     warm_start: Optional[dict] = None   # the Trainer's warm_start.json; None if it wrote none
     warm_start_from: Optional[str] = None   # its base model: "version <v>", "model <id>" or None
+    catalog: Optional[dict] = None   # the Trainer's catalog.json (trainer.catalog.composition)
 
     @property
     def already_in_production(self) -> bool:
@@ -123,6 +138,8 @@ class RunSummary:
                                                     for name, state in self.components.items()))
         if self.warm_start is not None:
             lines.append(_warm_start_line(self.warm_start, self.warm_start_from))
+        if self.catalog is not None:
+            lines.append(_catalog_line(self.catalog))
         if self.metrics:
             lines.extend(self._gate_lines())
         if self.pushed:
@@ -225,14 +242,21 @@ def _model_name(store, model_id: int) -> str:
     return f"version {version}" if version else f"model {model_id}"
 
 
+def _trainer_file(store, executions, name: str) -> Optional[dict]:
+    """A JSON file the latest run's Trainer wrote into its Model artifact; None without."""
+    model = _event_artifact(store, executions, "Trainer", "model", _OUTPUT_EVENTS)
+    path = model and os.path.join(model.uri, name)
+    if not path or not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as handle:
+        return json.load(handle)
+
+
 def _warm_start(store, executions) -> tuple:
     """The latest run's Trainer's warm_start.json and its base model's name (or None)."""
-    model = _event_artifact(store, executions, "Trainer", "model", _OUTPUT_EVENTS)
-    path = model and os.path.join(model.uri, WARM_START_FILE)
-    if not path or not tf.io.gfile.exists(path):
+    info = _trainer_file(store, executions, WARM_START_FILE)
+    if info is None:
         return None, None
-    with tf.io.gfile.GFile(path) as handle:
-        info = json.load(handle)
     if not info.get("base_model"):
         return info, None
     base = _event_artifact(store, executions, "Trainer", "base_model", _INPUT_EVENTS)
@@ -266,4 +290,5 @@ def latest_run_summary(config: PipelineConfig) -> RunSummary:
     warm_start, warm_start_from = _warm_start(store, executions)
     return RunSummary(components, metrics, pushed_path is not None, pushed_path,
                       production_version=production_version, warm_start=warm_start,
-                      warm_start_from=warm_start_from)
+                      warm_start_from=warm_start_from,
+                      catalog=_trainer_file(store, executions, CATALOG_FILE))

@@ -64,6 +64,8 @@ def test_first_run_blesses_and_pushes_a_versioned_model(first_run):
     # A first run has no model in production: judged against popularity only, from scratch.
     assert "production" not in summary.metrics
     assert "warm start: none (trained from scratch)" in summary.describe()
+    assert "catalogue: 162 items, 150 trained on, 12 cold placed by their content (" in \
+        summary.describe()
     # 162 items (150 rated, 12 nobody rated): recall@100 cannot tell models apart (each user's
     # unread items are fewer), so the gate judges k=100 at half the catalogue and says so.
     assert summary.metrics["judged_ks"] == [10, 81]

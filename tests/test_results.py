@@ -6,6 +6,7 @@ Trainer's warm_start.json."""
 import json
 import os
 
+import numpy as np
 import pytest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -163,6 +164,24 @@ def test_the_warm_start_line_reads_what_the_trainer_writes():
     scratch = RunSummary(COMPONENTS, None, True, "/v/1", warm_start=Report().as_json())
     assert scratch.describe(components=False).splitlines()[0] == (
         "warm start: none (trained from scratch)")
+
+
+def test_the_catalogue_line_reads_what_the_trainer_writes():
+    from trainer.catalog import Catalog
+    catalog = Catalog(item_ids=list("abcdef"), titles=list("ABCDEF"), genres=None,
+                      authors=None, counts=np.array([5, 4, 3, 2, 0, 0]), warm_items=3)
+    composition = json.loads(json.dumps(catalog.composition()))
+    assert composition == {"items": 6, "warm": 3, "cold_rated": 1, "cold_unrated": 2}
+    summary = RunSummary(COMPONENTS, _metrics({"k10": 0.2}, {"k10": 0.1}), True, "/v/1",
+                         catalog=composition)
+    lines = summary.describe(components=False).splitlines()
+    assert lines[0] == ("catalogue: 6 items, 3 trained on, 3 cold placed by their content "
+                        "(1 rated but outside the item vocabulary, 2 nobody rated yet)")
+    assert lines[1].startswith("gate: ")
+    warm = Catalog(item_ids=list("ab"), titles=list("AB"), genres=None, authors=None,
+                   counts=np.array([2, 1]))
+    assert RunSummary(COMPONENTS, None, True, "/v/1", catalog=warm.composition()).describe(
+        components=False).splitlines()[0] == "catalogue: 2 items, all trained on"
 
 
 def test_no_warm_start_line_without_the_trainers_file():

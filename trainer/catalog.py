@@ -73,6 +73,14 @@ class Catalog:
         """Training interactions per warm item (cold items' interactions are not trained on)."""
         return self.counts[:self.warm_items]
 
+    def composition(self) -> Dict[str, int]:
+        """How many items the catalogue holds, of which trained on (warm), cold with
+        interactions in the examples (outside the item vocabulary: cut by top_items, or not in
+        Transform's train split) and cold with none (nobody rated them)."""
+        cold = self.counts[self.warm_items:]
+        return {"items": len(self), "warm": int(self.warm_items),
+                "cold_rated": int((cold > 0).sum()), "cold_unrated": int((cold == 0).sum())}
+
     @property
     def sampling_probability(self) -> np.ndarray:
         """Share of training interactions per warm item: how often in-batch sampling sees it."""

@@ -51,6 +51,8 @@ from trainer.warm_start import Report
 CANDIDATE_DIR = "candidate"
 # File of the Model artifact saying what the served model's warm start carried over.
 WARM_START_FILE = "warm_start.json"
+# File of the Model artifact saying what the served model's catalogue holds (warm and cold).
+CATALOG_FILE = "catalog.json"
 
 
 def candidate_dir(model_uri: str) -> str:
@@ -91,13 +93,18 @@ def warm_start_bases(base_model: Optional[str]) -> Tuple[Optional[str], Optional
     return candidate, base_model
 
 
-def write_warm_start(report: Report, model_dir: str) -> str:
-    """Writes <model_dir>/warm_start.json (model_dir: the Model artifact's folder)."""
-    path = os.path.join(model_dir, WARM_START_FILE)
+def write_json(value, model_dir: str, name: str) -> str:
+    """Writes <model_dir>/<name> (model_dir: the Model artifact's folder), for the summary."""
+    path = os.path.join(model_dir, name)
     tf.io.gfile.makedirs(model_dir)
     with tf.io.gfile.GFile(path, "w") as out:
-        json.dump(report.as_json(), out, indent=2)
+        json.dump(value, out, indent=2)
     return path
+
+
+def write_warm_start(report: Report, model_dir: str) -> str:
+    """Writes <model_dir>/warm_start.json (model_dir: the Model artifact's folder)."""
+    return write_json(report.as_json(), model_dir, WARM_START_FILE)
 
 
 def export_model(model, export_dir: str, max_k: int) -> None:
@@ -146,3 +153,5 @@ def run_fn(fn_args) -> None:
     export_model(served, fn_args.serving_model_dir, max_k=max_k)
     if distribute.is_chief():
         write_warm_start(served.warm_start_report, model_uri(fn_args.serving_model_dir))
+        write_json(served.catalog.composition(), model_uri(fn_args.serving_model_dir),
+                   CATALOG_FILE)
