@@ -49,8 +49,8 @@ $(BROWSER_STAMP): requirements/browser.txt $(STAMP)
 
 demo: install
 ifeq ($(strip $(DATA)),)
-	@echo "make demo: no DATA given: a SYNTHETIC catalog (made-up items in 8 genres); real data: make demo DATA=../shared/data/ml-100k FORMAT=movielens"
-	$(BIN)/towergraph data synthetic --output $(WORK)/data
+	@echo "make demo: no DATA given: a SYNTHETIC catalog (made-up items in 8 genres, 20 of them new: nobody rated them yet); real data: make demo DATA=../shared/data/ml-100k FORMAT=movielens"
+	$(BIN)/towergraph data synthetic --output $(WORK)/data --unrated-items 20
 else
 	$(BIN)/towergraph data prepare --format $(FORMAT) --input $(DATA) --output $(WORK)/data \
 		--top-items $(TOP_ITEMS)

@@ -77,7 +77,7 @@ def _compile(args: argparse.Namespace) -> int:
     for label, value in [
             ("compiled", path), ("config", config.source), ("image", config.image),
             ("pipeline_root", config.pipeline_root),
-            ("data", config.pipeline.interactions_dir),
+            ("data", f"{config.pipeline.interactions_dir}, {config.pipeline.data_dir}/items.csv"),
             ("models", f"{config.pipeline.model_base_path}/<version>/"),
             ("trainer", f"Vertex AI custom job on {machines}"),
             ("beam", "Dataflow" if config.dataflow.enabled else "DirectRunner in each step"),

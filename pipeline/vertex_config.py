@@ -111,7 +111,8 @@ class VertexConfig:
     service_account: str = setting("", "service account the runs act as "
                                    "(empty: the Compute Engine default)")
     pipeline_root: str = setting("gs://{bucket}/pipeline_root", "TFX artifacts")
-    data_dir: str = setting("gs://{bucket}/data", "prepared data: interactions/*.csv")
+    data_dir: str = setting("gs://{bucket}/data", "prepared data: interactions/*.csv and "
+                            "items.csv")
     serving_dir: str = setting("gs://{bucket}/serving", "Pusher writes "
                                "<serving_dir>/<model_name>/<version>/")
     enable_caching: bool = setting(True, "reuse the results of unchanged steps")
