@@ -238,6 +238,29 @@ def test_cold_neighbours_false_keeps_cold_items_out_of_results(cold_world):
     assert (everything["cold"] == (_ids(everything["item_ids"]).astype(int) >= WARM)).all()
 
 
+def test_the_gate_ranks_the_rows_recommend_may_return(cold_world, tmp_path):
+    # With cold_neighbours false recommend returns warm items only, so the gate, which ranks
+    # an export's catalogue for the eval split's users, must rank only those too.
+    import dataclasses
+
+    import tiny_world
+    from trainer.evaluation import load_exported
+    from trainer.export import export_serving_model
+
+    every = load_exported(cold_world["path"])
+    assert every.catalog.tolist() == cold_world["catalog"].item_ids
+    model = cold_world["model"]
+    config = model.config
+    model.config = dataclasses.replace(config, cold_neighbours=False)
+    try:
+        export_serving_model(model, str(tmp_path / "warm"), max_k=tiny_world.MAX_K)
+    finally:
+        model.config = config
+    warm = load_exported(str(tmp_path / "warm"))
+    assert warm.catalog.tolist() == cold_world["catalog"].warm_ids
+    np.testing.assert_allclose(warm.item_vectors, every.item_vectors[:WARM])
+
+
 def test_embed_content_gives_the_catalogues_cold_vector_for_the_same_content(cold_world):
     catalog = cold_world["catalog"]
     serving = cold_world["serving"].signatures

@@ -44,9 +44,14 @@ class ExportedModel:
 
 
 def load_exported(model_dir: str) -> ExportedModel:
+    """The rows of an export's catalogue that its `recommend` may return (all of them, or the
+    warm ones when the model's cold_neighbours is false), their vectors, its user tower."""
     loaded = tf.saved_model.load(model_dir)
-    return ExportedModel(catalog=_decode(loaded.item_ids.numpy()),
-                         item_vectors=loaded.item_vectors.numpy(),
+    item_ids = _decode(loaded.item_ids.numpy())
+    # Exports from before the `returnable` rows could return every row.
+    rows = (loaded.returnable.numpy() if hasattr(loaded, "returnable")
+            else np.ones(len(item_ids), bool))
+    return ExportedModel(catalog=item_ids[rows], item_vectors=loaded.item_vectors.numpy()[rows],
                          user_embeddings=loaded.signatures[SIGNATURE_USER_EMBEDDINGS],
                          saved_model=loaded)
 

@@ -22,7 +22,8 @@ Signatures (all ids are strings; k is per row, 1..max_k; shorter results are pad
 Unknown ids come back with found=False and zero vectors, never the out-of-vocabulary embedding.
 Cold items (trainer/catalog.py: outside the item vocabulary, embedded from their content) are
 in the catalogue after the warm ones and flagged cold=True wherever items come back; with the
-model's cold_neighbours false, similar_items and recommend return warm items only.
+model's cold_neighbours false, similar_items and recommend return warm items only (the
+`returnable` rows, which the evaluation gate ranks too).
 
 Beside the signatures the export carries what the next run's warm start reads (no signature
 uses it): every vocabulary as a string variable, the embedding tables they index (the item
@@ -83,6 +84,12 @@ class ServingModule(tf.Module):
         self.popularity = tf.Variable(catalog.counts, dtype=tf.int64, trainable=False)
         self.cold = tf.Variable(catalog.cold, dtype=tf.bool, trainable=False)
         self.cold_neighbours = bool(model.config.cold_neighbours)
+        # The rows recommend and similar_items may return: every row, or the warm ones only. The
+        # gate ranks the same rows (trainer.evaluation.load_exported), so it judges what
+        # recommend serves.
+        self.returnable = tf.Variable(
+            np.ones(len(catalog), bool) if self.cold_neighbours else ~catalog.cold,
+            dtype=tf.bool, trainable=False)
         self.candidate_tower = model.candidate_tower
         self.search_titles = tf.Variable(_normalize_title(tf.constant(catalog.titles)),
                                          trainable=False)
