@@ -113,7 +113,13 @@ def _check_valid_layout(out, summary):
     with open(os.path.join(out, ITEMS), newline="", encoding="utf-8") as handle:
         items = list(csv.DictReader(handle))
     assert sum(int(item["num_ratings"]) for item in items) == summary["counts"]["ratings"]
-    assert {row[1] for row in rows[1:]} == {item["item_id"] for item in items}
+    # items.csv: the rated items, then those nobody rated (kept for the model to place by
+    # their content), each once.
+    rated = [item["item_id"] for item in items if int(item["num_ratings"]) > 0]
+    assert {row[1] for row in rows[1:]} == set(rated)
+    assert items[:len(rated)] == [item for item in items if int(item["num_ratings"]) > 0]
+    assert len(items) - len(rated) == summary["counts"]["unrated_items"]
+    assert len({item["item_id"] for item in items}) == len(items)
 
 
 def _check(format, files, options):
@@ -138,7 +144,8 @@ def _check(format, files, options):
         assert sorted(os.listdir(root)) == ["bad", "good", "out"]  # no temporary folders
         prepare("movielens", good, out)  # good data still prepares afterwards
         _check_valid_layout(out, {"columns": ["user_id", "item_id", "rating", "title",
-                                              "genres"], "counts": {"ratings": 3}})
+                                              "genres"],
+                                  "counts": {"ratings": 3, "unrated_items": 0}})
 
 
 SETTINGS = settings(max_examples=120, deadline=None, derandomize=True,

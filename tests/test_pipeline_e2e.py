@@ -7,6 +7,7 @@ minutes: they run the real CsvExampleGen .. Pusher with Beam and an MLMD sqlite 
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -184,3 +185,16 @@ def test_tfx_cli_creates_and_runs_the_same_pipeline(first_run, tmp_path):
 def test_run_without_prepared_data_says_how_to_make_it(tmp_path, capsys):
     assert main(["run", "--data", str(tmp_path / "nothing"), "--output", str(tmp_path)]) == 2
     assert "towergraph data prepare" in capsys.readouterr().err
+
+
+def test_run_without_the_item_catalogue_says_what_is_missing(tmp_path, capsys):
+    # Checked before any component runs: the catalogue is ItemCatalogGen's input.
+    generate_synthetic(tmp_path / "prepared", users=20, items=10, genres=2, ratings_per_user=3)
+    (tmp_path / "data" / "interactions").mkdir(parents=True)
+    shutil.copy(tmp_path / "prepared" / "interactions" / "interactions.csv",
+                tmp_path / "data" / "interactions")
+    assert main(["run", "--data", str(tmp_path / "data"), "--output", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert f"no item catalogue at {tmp_path / 'data' / 'items.csv'}" in error
+    assert "--cold-items false" in error
+    assert not (tmp_path / "run" / "pipeline_root").exists()

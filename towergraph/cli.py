@@ -205,6 +205,12 @@ def _missing_data(config: PipelineConfig) -> Optional[str]:
     if not os.path.exists(path):
         return (f"no prepared data at {path}; create it with `towergraph data prepare` "
                 f"or `towergraph data synthetic`")
+    items = os.path.join(config.data_dir, "items.csv")
+    if config.model.cold_items and not os.path.isfile(items):
+        # The pipeline's ItemCatalogGen reads it (items nobody rated become cold items).
+        return (f"no item catalogue at {items} (prepared data written before it listed every "
+                f"item?); prepare the data again with `towergraph data prepare`, or run with "
+                f"--cold-items false")
     return None
 
 
