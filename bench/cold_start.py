@@ -65,7 +65,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from trainer.features import AUTHORS, GENRES, ITEM_ID, TITLE, USER_ID  # noqa: E402
-from trainer.metrics import interaction_matrix, split_values  # noqa: E402
+from trainer.metrics import (genre_coherence, interaction_matrix, recall_at_k,  # noqa: E402
+                             split_values)
 
 KS = (10, 50, 100)
 COLD_FRACTION = 0.1
@@ -124,10 +125,9 @@ def rank(scores: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def recall(ranked: np.ndarray, relevant: sp.csr_matrix, ks: Sequence[int]) -> Dict[int, float]:
-    """Micro recall@k: relevant (rows x columns, binary) found in each row's top k / all."""
-    hits = np.take_along_axis(np.asarray(relevant.todense()) > 0, ranked, axis=1)
-    total = relevant.sum()
-    return {k: float(hits[:, :k].sum() / total) for k in ks}
+    """Micro recall@k: relevant (rows x columns, binary) found in each row's top k / all
+    (trainer.metrics.recall_at_k, the gate's, over every row)."""
+    return recall_at_k(ranked, np.arange(relevant.shape[0]), relevant.astype(np.float64), ks)
 
 
 def random_recall(n_items: int, ks: Sequence[int]) -> Dict[int, float]:
@@ -140,28 +140,27 @@ def nearest(vectors: np.ndarray, items: np.ndarray, k: int = COHERENCE_K,
     """[len(items), k] rows of `vectors` nearest each of `items` by cosine: among all rows, the
     item itself excluded, or among the rows `pool` (which must not hold `items`)."""
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    outside = None
+    if pool is not None:
+        assert not np.isin(items, pool).any(), "items must be outside the pool"
+        outside = np.ones(len(unit), bool)
+        outside[np.asarray(pool)] = False
     chunks = np.array_split(np.asarray(items), max(1, len(items) // 1024))
-    if pool is None:
-        return np.concatenate([common.neighbours_by_similarity(unit[rows] @ unit.T, rows, k)
-                               for rows in chunks])
-    pool = np.asarray(pool)
-    assert not np.isin(items, pool).any(), "items must be outside the pool"
     out = []
     for rows in chunks:
-        similarity = unit[rows] @ unit[pool].T
-        part = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(similarity, part, axis=1), axis=1, kind="stable")
-        out.append(pool[np.take_along_axis(part, order, axis=1)])
+        similarity = unit[rows] @ unit.T
+        if outside is not None:
+            similarity[:, outside] = -np.inf
+        out.append(common.neighbours_by_similarity(similarity, rows, k))
     return np.concatenate(out)
 
 
 def coherence(vectors: np.ndarray, content: Sequence[Set[str]], items: np.ndarray,
               k: int = COHERENCE_K, pool: Optional[np.ndarray] = None) -> float:
     """Share of each of `items`' k nearest neighbours (nearest(): among all rows of `vectors`,
-    the item itself excluded, or among `pool`) that share a value of `content` with it."""
-    shared = [bool(content[item] & content[other])
-              for item, row in zip(items, nearest(vectors, items, k, pool)) for other in row]
-    return float(np.mean(shared))
+    the item itself excluded, or among `pool`) that share a value of `content` with it
+    (trainer.metrics.genre_coherence)."""
+    return genre_coherence(nearest(vectors, items, k, pool), items, content)
 
 
 # --- data ---------------------------------------------------------------------------------

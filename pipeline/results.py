@@ -242,9 +242,8 @@ def _model_name(store, model_id: int) -> str:
     return f"version {version}" if version else f"model {model_id}"
 
 
-def _trainer_file(store, executions, name: str) -> Optional[dict]:
-    """A JSON file the latest run's Trainer wrote into its Model artifact; None without."""
-    model = _event_artifact(store, executions, "Trainer", "model", _OUTPUT_EVENTS)
+def _trainer_file(model, name: str) -> Optional[dict]:
+    """A JSON file the Trainer wrote into its Model artifact `model`; None without."""
     path = model and os.path.join(model.uri, name)
     if not path or not tf.io.gfile.exists(path):
         return None
@@ -252,9 +251,10 @@ def _trainer_file(store, executions, name: str) -> Optional[dict]:
         return json.load(handle)
 
 
-def _warm_start(store, executions) -> tuple:
-    """The latest run's Trainer's warm_start.json and its base model's name (or None)."""
-    info = _trainer_file(store, executions, WARM_START_FILE)
+def _warm_start(store, executions, model) -> tuple:
+    """The Trainer's warm_start.json (in its Model artifact `model`) and its base model's
+    name (or None)."""
+    info = _trainer_file(model, WARM_START_FILE)
     if info is None:
         return None, None
     if not info.get("base_model"):
@@ -287,8 +287,9 @@ def latest_run_summary(config: PipelineConfig) -> RunSummary:
             pushed_path = pushed_model.custom_properties["pushed_destination"].string_value
     production = (metrics or {}).get("production")
     production_version = production and pushed_version(store, production["id"])
-    warm_start, warm_start_from = _warm_start(store, executions)
+    model = _event_artifact(store, executions, "Trainer", "model", _OUTPUT_EVENTS)
+    warm_start, warm_start_from = _warm_start(store, executions, model)
     return RunSummary(components, metrics, pushed_path is not None, pushed_path,
                       production_version=production_version, warm_start=warm_start,
                       warm_start_from=warm_start_from,
-                      catalog=_trainer_file(store, executions, CATALOG_FILE))
+                      catalog=_trainer_file(model, CATALOG_FILE))

@@ -83,12 +83,11 @@ class ServingModule(tf.Module):
         self.authors = tf.Variable(catalog.authors or empty, trainable=False)
         self.popularity = tf.Variable(catalog.counts, dtype=tf.int64, trainable=False)
         self.cold = tf.Variable(catalog.cold, dtype=tf.bool, trainable=False)
-        self.cold_neighbours = bool(model.config.cold_neighbours)
-        # The rows recommend and similar_items may return: every row, or the warm ones only. The
-        # gate ranks the same rows (trainer.evaluation.load_exported), so it judges what
-        # recommend serves.
+        # The rows recommend and similar_items may return: every row, or (cold_neighbours
+        # false) the warm ones only. The gate ranks the same rows
+        # (trainer.evaluation.load_exported), so it judges what recommend serves.
         self.returnable = tf.Variable(
-            np.ones(len(catalog), bool) if self.cold_neighbours else ~catalog.cold,
+            np.ones(len(catalog), bool) if model.config.cold_neighbours else ~catalog.cold,
             dtype=tf.bool, trainable=False)
         self.candidate_tower = model.candidate_tower
         self.search_titles = tf.Variable(_normalize_title(tf.constant(catalog.titles)),
@@ -135,10 +134,8 @@ class ServingModule(tf.Module):
         }
 
     def _neighbours(self, scores):
-        """Cold items' scores set to -inf unless cold items may be neighbours."""
-        if self.cold_neighbours:
-            return scores
-        return tf.where(self.cold[None, :], -math.inf, scores)
+        """Scores of the rows that may not be returned (returnable) set to -inf."""
+        return tf.where(self.returnable[None, :], scores, -math.inf)
 
     def _exclude(self, scores, rows):
         """Sets the scores of the given catalog rows ([N, M], -1 = none) to -inf."""
