@@ -25,7 +25,7 @@ if str(REPO) not in sys.path:  # run as `python bench/x.py` from a checkout
     sys.path.insert(0, str(REPO))
 
 from trainer.features import GENRES, AUTHORS, ITEM_ID, USER_ID  # noqa: E402
-from trainer.metrics import interaction_matrix, split_values  # noqa: E402
+from trainer.metrics import interaction_matrix, split_values, user_item_scores  # noqa: E402
 
 # The prepared layout's interactions file, relative to a prepared-data folder.
 INTERACTIONS = os.path.join("interactions", "interactions.csv")
@@ -197,7 +197,8 @@ def transform_inputs(config):
 
 class SignatureScorer:
     """Scores a problem's users and items through an exported model's signatures: user
-    vectors from `user_embeddings`, item vectors from `serving_default`, neighbours from
+    vectors from `user_embeddings`, item vectors and score offsets from `serving_default`
+    (ranked as `recommend` ranks: trainer.metrics.user_item_scores), neighbours from
     `similar_items`. Users the model does not know get popularity, as `recommend` does."""
 
     def __init__(self, model_dir: str, problem: Problem):
@@ -217,12 +218,13 @@ class SignatureScorer:
         items = self.signatures[constants.SIGNATURE_EMBEDDINGS](
             item_ids=tf.constant(problem.items.astype(str)))
         self.item_vectors = items["embeddings"].numpy()
+        self.score_offsets = items["score_offset"].numpy()
         self.item_found = items["found"].numpy()
         self.popularity = np.asarray(problem.seen.sum(axis=0)).ravel().astype(np.float32)
         self.similar_items_name = constants.SIGNATURE_SIMILAR_ITEMS
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
-        scores = self.user_vectors[rows] @ self.item_vectors.T
+        scores = user_item_scores(self.user_vectors[rows], self.item_vectors, self.score_offsets)
         scores[:, ~self.item_found] = -np.inf
         unknown = ~self.user_found[rows]
         scores[unknown] = self.popularity

@@ -55,7 +55,7 @@ def splits(frame, timestamps: np.ndarray, seed: int):
 
 class ModelScorer(common.SignatureScorer):
     """SignatureScorer's scores for a model in memory: the user and item vectors its
-    user_embeddings and serving_default signatures would return (zero and not found outside
+    user_embeddings and serving_default signatures would return (vectors, score offsets) (zero and not found outside
     its vocabularies), from its towers."""
 
     def __init__(self, model, problem: common.Problem):
@@ -66,12 +66,14 @@ class ModelScorer(common.SignatureScorer):
         self.user_found = model.query_tower.known(users).numpy()
         self.user_vectors = model.query_tower(users).numpy() * self.user_found[:, None]
         column = {item: i for i, item in enumerate(problem.items)}
-        vectors = model.item_embeddings().numpy()
+        vectors, offsets = model.item_embeddings().numpy(), model.score_offsets()
         self.item_vectors = np.zeros((len(problem.items), vectors.shape[1]), np.float32)
+        self.score_offsets = np.zeros(len(problem.items), np.float32)
         self.item_found = np.zeros(len(problem.items), bool)
         for row, item in enumerate(model.catalog.item_ids):
             if item in column:
                 self.item_vectors[column[item]] = vectors[row]
+                self.score_offsets[column[item]] = offsets[row]
                 self.item_found[column[item]] = True
         self.popularity = np.asarray(problem.seen.sum(axis=0)).ravel().astype(np.float32)
 

@@ -218,6 +218,35 @@ def test_recommend_covers_user_session_both_and_neither(serving):
     assert not {1, 3} & set(ids[1]) and 5 not in ids[2]   # browsed items are not repeated
 
 
+def test_recommend_ranks_by_cosine_plus_the_items_learned_offset(serving, model):
+    # The item bias (model.item_bias, on by default) is trained, so offsets differ by item;
+    # serving_default returns them; recommend adds them to the cosine; similar_items does not.
+    offsets = model.score_offsets()
+    assert offsets.std() > 1e-3
+    items = _call(serving, "serving_default", item_ids=["3", "7", "ghost"])
+    np.testing.assert_allclose(items["score_offset"], [offsets[3], offsets[7], 0.0], rtol=1e-5)
+    result = _call(serving, "recommend", user_id=["u0"], session_item_ids=[[""]], k=[10])
+    user = model.query_tower(tf.constant(["u0"])).numpy()[0]
+    scores = model.item_embeddings().numpy() @ user + offsets
+    ids = [int(i) for i in _text(result["item_ids"][0])]
+    assert ids == np.argsort(-scores)[:10].tolist()
+    np.testing.assert_allclose(result["scores"][0], scores[ids], rtol=1e-4, atol=1e-5)
+
+
+def test_the_item_bias_adds_to_the_training_logits(model):
+    # [q, temperature] . [c, bias] / temperature = q . c / temperature + bias: the identity the
+    # fused loss relies on to train the bias without a second logits computation.
+    rows = tf.constant([0, 5, 9], tf.int64)
+    queries = model.query_tower(tf.constant(["u0", "u1"]))
+    candidates = model.candidate_tower.from_rows(rows)
+    temperature = model.config.temperature
+    logits = (model._biased_queries(queries).numpy()
+              @ model._biased_candidates(candidates, rows).numpy().T) / temperature
+    bias = model.candidate_tower.bias_of_rows(rows).numpy()
+    np.testing.assert_allclose(logits, queries.numpy() @ candidates.numpy().T / temperature
+                               + bias[None, :], rtol=1e-5, atol=1e-6)
+
+
 def test_recommend_for_nobody_known_falls_back_to_popularity(serving, catalog):
     result = _call(serving, "recommend", user_id=["nobody"], session_item_ids=[[""]], k=[5])
     ids = [int(i) for i in _text(result["item_ids"][0])]

@@ -161,7 +161,8 @@ def test_models_scored_together_get_the_numbers_each_gets_alone(exported, model_
     # rank what it does not hold, and the other model's numbers must not change because of it.
     small = load_exported(model_dir)
     keep = np.array([int(item) % 2 == 0 for item in small.catalog])
-    small.catalog, small.item_vectors = small.catalog[keep], small.item_vectors[keep]
+    small.catalog, small.item_vectors, small.score_offsets = (
+        small.catalog[keep], small.item_vectors[keep], small.score_offsets[keep])
     together = evaluate_models({"candidate": load_exported(model_dir), "production": small},
                                train, held_out, ks=(1, 10))
     assert together["recall"]["candidate"] == alone["model"]

@@ -3,6 +3,7 @@ small enough that every row's right value is known."""
 
 import logging
 import shutil
+from dataclasses import replace as dataclasses_replace
 
 import numpy as np
 import pytest
@@ -63,6 +64,11 @@ def test_rows_of_shared_values_are_copied_new_ones_fresh_removed_ones_dropped(ba
     np.testing.assert_array_equal(new[0], old[0])              # out of vocabulary
     np.testing.assert_array_equal(new[3], _table(fresh, "items")[3])   # d: initialised
     assert not any(np.array_equal(new[3], row) for row in old)
+    # The items' biases follow the item vocabulary's rows.
+    old_bias, new_bias = (model.candidate_tower.bias.embeddings.numpy()
+                          for model in (base_model, warm))
+    np.testing.assert_array_equal(new_bias[[0, 1, 2]], old_bias[[0, 2, 3]])
+    np.testing.assert_array_equal(new_bias[3], fresh.candidate_tower.bias.embeddings.numpy()[3])
     users = _table(warm, "users")
     np.testing.assert_array_equal(users[1:3], _table(base_model, "users")[2:4])
     np.testing.assert_array_equal(users[3], _table(fresh, "users")[3])
@@ -73,6 +79,7 @@ def test_rows_of_shared_values_are_copied_new_ones_fresh_removed_ones_dropped(ba
         "genres": {"carried": 2, "new": 0, "dropped": 0},
         "layers": {"copied": ["query_tower/user", "candidate_tower/item",
                               "candidate_tower/title", "candidate_tower/genres",
+                              "candidate_tower/item_bias",
                               "query_tower/dense_0", "query_tower/dense_1",
                               "candidate_tower/dense_0", "candidate_tower/dense_1"],
                    "fresh": []}}
@@ -94,6 +101,7 @@ def test_rows_of_shared_values_are_copied_new_ones_fresh_removed_ones_dropped(ba
     ({"candidate_layers": (7,)}, ["candidate_tower/dense_0", "candidate_tower/dense_1"], True),
     ({"query_layers": ()}, [], True),
     ({"query_layers": (6, 3)}, ["query_tower/dense_1", "query_tower/dense_2"], True),
+    ({"item_bias": False}, [], True),
 ])
 def test_layers_of_another_shape_start_fresh_and_are_reported(base, change, fresh_layers,
                                                               tables_copied):
@@ -118,6 +126,19 @@ def test_layers_of_another_shape_start_fresh_and_are_reported(base, change, fres
     else:
         np.testing.assert_array_equal(items, _table(fresh, "items"))
         assert report.vocabularies["items"] == warm_start.Rows(0, 3, 3)
+
+
+def test_a_base_without_item_biases_leaves_them_fresh(tmp_path):
+    # Models exported before item_bias existed (or with it off) are warm-started from too.
+    config = ModelConfig(embedding_dim=4, candidate_layers=(8,), item_bias=False)
+    unbiased, _ = _model("abc", ["u1"], config=config)
+    path = str(tmp_path / "model")
+    export_serving_model(unbiased, path, max_k=2)
+    warm, report = _model("abc", ["u1"], config=dataclasses_replace(config, item_bias=True),
+                          warm_from=path)
+    assert report.fresh == ("candidate_tower/item_bias",)
+    assert "candidate_tower/item" in report.copied
+    assert not warm.candidate_tower.bias.embeddings.numpy().any()
 
 
 def test_other_content_features_leave_the_item_towers_first_layer_fresh(base):

@@ -22,7 +22,7 @@ def from_mapping(cls, values: Dict[str, Any], where: str, **nested: Any):
 class ModelConfig:
     """The two-tower model's knobs: the `model:` section of the pipeline config."""
 
-    embedding_dim: int = setting(64, "size of the user and item vectors")
+    embedding_dim: int = setting(128, "size of the user and item vectors")
     query_layers: Tuple[int, ...] = setting((), "hidden ReLU layer sizes of the user tower")
     user_history: bool = setting(False, "the user tower also pools the item-id embeddings "
                                  "of the user's training items (the item being predicted left "
@@ -30,7 +30,10 @@ class ModelConfig:
     candidate_layers: Tuple[int, ...] = setting((128,), "hidden ReLU layer sizes of the item "
                                                 "tower (id + title words + genres/authors); "
                                                 "[]: those embeddings are summed")
-    temperature: float = setting(0.2, "logits are cosines divided by this; lower is sharper")
+    temperature: float = setting(0.3, "logits are cosines divided by this; lower is sharper")
+    item_bias: bool = setting(True, "a learned per-item score offset beside the cosine "
+                              "(recommend ranks by cosine + temperature * bias; "
+                              "similar_items stays cosine)")
     logq_correction: bool = setting(True, "correct in-batch negatives for popular items being "
                                     "sampled more often (subtract log sampling probability)")
     uniform_negatives: int = setting(0, "catalogue items drawn uniformly per batch as extra "

@@ -15,7 +15,7 @@ import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 
 from towergraph.constants import SIGNATURE_USER_EMBEDDINGS
-from trainer.metrics import interaction_matrix, recall_at_k, top_k_items
+from trainer.metrics import interaction_matrix, recall_at_k, top_k_items, user_item_scores
 
 Interactions = Tuple[np.ndarray, np.ndarray]  # (user ids, item ids) as str arrays
 POPULARITY = "popularity"
@@ -39,6 +39,7 @@ class ExportedModel:
     """What the evaluation reads from an exported SavedModel."""
     catalog: np.ndarray                    # item ids, one per row of item_vectors
     item_vectors: np.ndarray
+    score_offsets: np.ndarray              # what recommend adds to the cosine, per row
     user_embeddings: Callable              # the user_embeddings signature
     saved_model: object = None             # keeps the loaded SavedModel (and its variables) alive
 
@@ -51,7 +52,11 @@ def load_exported(model_dir: str) -> ExportedModel:
     # Exports from before the `returnable` rows could return every row.
     rows = (loaded.returnable.numpy() if hasattr(loaded, "returnable")
             else np.ones(len(item_ids), bool))
+    # Exports from before item biases had none.
+    offsets = (loaded.score_offsets.numpy() if hasattr(loaded, "score_offsets")
+               else np.zeros(len(item_ids), np.float32))
     return ExportedModel(catalog=item_ids[rows], item_vectors=loaded.item_vectors.numpy()[rows],
+                         score_offsets=offsets[rows],
                          user_embeddings=loaded.signatures[SIGNATURE_USER_EMBEDDINGS],
                          saved_model=loaded)
 
@@ -91,7 +96,8 @@ def evaluate_models(models: Mapping[str, ExportedModel], train: Interactions,
 
         def scores(rows):
             result = np.full((len(rows), len(items)), -np.inf, dtype=np.float32)
-            result[:, catalog_columns] = user_vectors[rows] @ model.item_vectors.T
+            result[:, catalog_columns] = user_item_scores(user_vectors[rows], model.item_vectors,
+                                                          model.score_offsets)
             result[~found[rows]] = popularity
             return result
         return scores

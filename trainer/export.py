@@ -2,13 +2,16 @@
 
 Signatures (all ids are strings; k is per row, 1..max_k; shorter results are padded with '' ids):
 
-  serving_default  item_ids[N]                      -> embeddings[N,D], found[N], cold[N]
+  serving_default  item_ids[N]                      -> embeddings[N,D], found[N], cold[N],
+                                                       score_offset[N]: what recommend adds
+                                                       to a user's cosine with the item
   similar_items    item_ids[N], k[N]                -> found[N] + top-k item_ids, titles, genres,
                                                        authors, scores (cosine), cold [N,K]; the
                                                        query item itself is never among them
   recommend        user_id[N], session_item_ids[N,M], k[N]
                                                     -> user_found[N], session_found[N,M],
-                                                       strategy[N] + top-k [N,K]
+                                                       strategy[N] + top-k [N,K]; scores:
+                                                       cosine + the item's score_offset
   user_embeddings  user_ids[N]                      -> embeddings[N,D], found[N]
   search           query[N], k[N]                   -> top-k [N,K] of titles matching the query
   item_info        item_ids[N]                      -> found[N], titles, genres, authors,
@@ -77,6 +80,9 @@ class ServingModule(tf.Module):
         # every vocabulary, the embedding tables they index, both towers' dense layers.
         self.warm_start = exported_state(model)
         self.item_vectors = tf.Variable(model.item_embeddings(), trainable=False)
+        # What recommend adds to the cosine (TwoTowerModel.score_offsets; zeros without
+        # item_bias): learned popularity, which unit vectors cannot express.
+        self.score_offsets = tf.Variable(model.score_offsets(), trainable=False)
         self.item_ids = tf.Variable(catalog.item_ids, trainable=False)
         self.titles = tf.Variable(catalog.titles, trainable=False)
         self.genres = tf.Variable(catalog.genres or empty, trainable=False)
@@ -149,7 +155,9 @@ class ServingModule(tf.Module):
     def item_embeddings(self, item_ids):
         rows, found = self._rows(item_ids)
         return {"embeddings": self._vectors(rows, found), "found": found,
-                "cold": found & tf.gather(self.cold, tf.maximum(rows, 0))}
+                "cold": found & tf.gather(self.cold, tf.maximum(rows, 0)),
+                "score_offset": tf.where(found, tf.gather(self.score_offsets,
+                                                          tf.maximum(rows, 0)), 0.0)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_ids"), _K])
     def similar_items(self, item_ids, k):
@@ -182,7 +190,7 @@ class ServingModule(tf.Module):
         session = tf.math.l2_normalize(
             tf.reduce_sum(self._vectors(session_rows, session_found), axis=1), axis=-1)
         query = user["embeddings"] + session
-        personal = tf.matmul(query, self.item_vectors, transpose_b=True)
+        personal = tf.matmul(query, self.item_vectors, transpose_b=True) + self.score_offsets
         popular = tf.broadcast_to(self.popularity_score, tf.shape(personal))
         known = user["found"] | has_session
         scores = tf.where(known[:, None], personal, popular)

@@ -23,6 +23,14 @@ def interaction_matrix(user_rows: np.ndarray, item_columns: np.ndarray,
     return matrix
 
 
+def user_item_scores(user_vectors: np.ndarray, item_vectors: np.ndarray,
+                     score_offsets: np.ndarray) -> np.ndarray:
+    """[U, I] what the exported `recommend` ranks a known user's items by: the cosine of the
+    user's and the item's unit vectors plus the item's score offset (learned popularity;
+    serving_default's `score_offset`)."""
+    return user_vectors @ item_vectors.T + score_offsets[None, :]
+
+
 def top_k_items(score_fn, users: np.ndarray, exclude: sp.csr_matrix, k: int) -> np.ndarray:
     """Top-k item columns per user, best first, skipping each user's excluded items (and items
     scored -inf); a row with fewer than k such items is padded with -1.

@@ -1,7 +1,9 @@
 """The TFRS two-tower retrieval model: a user tower and a hybrid content + id item tower.
 
-Both towers end in unit-length vectors, so a query-item score is a cosine and the same
-embeddings serve "users like this" and "items like this one". Importable without TFX.
+Both towers end in unit-length vectors, so the same embeddings serve "users like this" and
+"items like this one" (cosines). A user-item score adds a learned per-item bias (config.item_bias):
+a unit vector cannot say how popular an item is, and without the bias the towers' directions
+had to carry popularity too. Importable without TFX.
 """
 
 import dataclasses
@@ -166,6 +168,10 @@ class CandidateTower(tf.keras.Model):
             if vocabulary is not None:
                 self.content[name] = _BagOfValues(vocabulary, dim, list_values, name=name)
         self.projection = _projection(config.candidate_layers, dim)
+        # A learned score offset per warm item (row 0: cold items and dropped ids), or None.
+        self.bias = (tf.keras.layers.Embedding(len(item_ids) + 1, 1,
+                                               embeddings_initializer="zeros", name="item_bias")
+                     if config.item_bias else None)
         self._content_ids: Dict[str, Tuple[tf.Tensor, tf.Tensor]] = {}
 
     def _project(self, parts):
@@ -199,6 +205,13 @@ class CandidateTower(tf.keras.Model):
         for name, bag in self.content.items():
             ids = bag.ids(tf.constant(list(content[name]), dtype=tf.string))
             self._content_ids[name] = (ids.flat_values, ids.row_splits)
+
+    def bias_of_rows(self, rows, drop_ids=None):
+        """[B] learned score offsets of catalogue rows (cold rows and dropped ids: row 0)."""
+        ids = tf.where(rows < self.warm_items, rows + 1, tf.zeros_like(rows))
+        if drop_ids is not None:
+            ids = tf.where(drop_ids, tf.zeros_like(ids), ids)
+        return self.bias(ids)[:, 0]
 
     def from_rows(self, rows, drop_ids=None):
         """The vectors of catalogue rows [B] (int64; index_catalog() first): what call() returns
@@ -383,6 +396,8 @@ class TwoTowerModel(tfrs.Model):
             if drop_ids is not None:
                 drop_ids = tf.concat([drop_ids, tf.zeros([extra], tf.bool)], axis=0)
         candidates = self.candidate_tower.from_rows(rows, drop_ids)
+        queries = self._biased_queries(queries)
+        candidates = self._biased_candidates(candidates, rows, drop_ids)
         probability = self._negative_share(rows, tf.shape(queries)[0], extra)
         if training:
             loss = sampled_softmax_loss(
@@ -396,6 +411,24 @@ class TwoTowerModel(tfrs.Model):
                          candidate_ids=rows)
         self.mean_loss.update_state(loss)
         return loss
+
+    def _biased_queries(self, queries):
+        """With config.item_bias, queries get one more value, the temperature, and candidates
+        (_biased_candidates) their bias: [q, temperature] . [c, bias] = q . c + temperature *
+        bias, so the logits (/ temperature) are cosine / temperature + bias. Unchanged
+        without item_bias."""
+        if self.candidate_tower.bias is None:
+            return queries
+        return tf.concat([queries, tf.fill([tf.shape(queries)[0], 1],
+                                           tf.constant(self.config.temperature, queries.dtype))],
+                         axis=1)
+
+    def _biased_candidates(self, candidates, rows, drop_ids=None):
+        """See _biased_queries: the candidate vectors of catalogue `rows` with their bias."""
+        if self.candidate_tower.bias is None:
+            return candidates
+        bias = self.candidate_tower.bias_of_rows(rows, drop_ids)
+        return tf.concat([candidates, bias[:, None]], axis=1)
 
     def _id_dropout(self, features, training):
         """[B] bool: the interactions whose item is embedded without its id while training
@@ -442,6 +475,8 @@ class TwoTowerModel(tfrs.Model):
         gradient is that of the global batch's summed loss: the one-process gradient.
         """
         local = self.candidate_tower.from_rows(rows, drop_ids)
+        queries = self._biased_queries(queries)
+        local = self._biased_candidates(local, rows, drop_ids)
         owner = tf.fill(tf.shape(rows), tf.cast(replicas.replica_id_in_sync_group, tf.int64))
         candidates = replicas.all_gather(local, axis=0)
         gathered = replicas.all_gather(tf.stack([rows, owner], axis=1), axis=0)
@@ -454,7 +489,8 @@ class TwoTowerModel(tfrs.Model):
                 [extra], seed=tf.stack([tf.constant(self.config.seed, tf.int64),
                                         tf.cast(self.optimizer.iterations, tf.int64)]),
                 minval=0, maxval=self.catalog.warm_items, dtype=tf.int64)
-            candidates = tf.concat([candidates, self.candidate_tower.from_rows(uniform)], 0)
+            negatives = self._biased_candidates(self.candidate_tower.from_rows(uniform), uniform)
+            candidates = tf.concat([candidates, negatives], 0)
             all_rows = tf.concat([all_rows, uniform], axis=0)
         probability = self._negative_share(all_rows, tf.shape(gathered)[0], extra)
         if probability is None:
@@ -468,8 +504,18 @@ class TwoTowerModel(tfrs.Model):
 
     def index_catalog(self) -> None:
         """Indexes the current item vectors for the top-K metrics; call before evaluate()."""
-        self.top_k_index.index(self.item_embeddings(),
-                               tf.range(len(self.catalog), dtype=tf.int64))
+        rows = tf.range(len(self.catalog), dtype=tf.int64)
+        self.top_k_index.index(self._biased_candidates(self.item_embeddings(), rows), rows)
+
+    def score_offsets(self) -> np.ndarray:
+        """[len(catalog)] what recommend adds to a user's cosine with each item: temperature
+        times the item's learned bias (config.item_bias; cold items get the out-of-vocabulary
+        row's, as they get its id embedding), so that ranking by cosine + offset is ranking by
+        the training logits; zeros without item_bias."""
+        if self.candidate_tower.bias is None:
+            return np.zeros(len(self.catalog), np.float32)
+        rows = tf.range(len(self.catalog), dtype=tf.int64)
+        return (self.config.temperature * self.candidate_tower.bias_of_rows(rows)).numpy()
 
     def item_embeddings(self, batch_size: int = 4096) -> tf.Tensor:
         """[len(catalog), embedding_dim] unit vectors, in catalog order."""

@@ -6,7 +6,8 @@ trainer/export.py's ServingModule): every vocabulary the model looks strings up 
 embedding table each one indexes, and the towers' dense layers. A freshly built model is then
 initialised from it (apply):
 
-  * embedding tables (users, items, title tokens, genres, authors): the row of every value
+  * embedding tables (users, items, title tokens, genres, authors; the items' learned
+    biases, indexed by the item vocabulary): the row of every value
     present in both vocabularies is copied, and the out-of-vocabulary row 0; values new to
     this run keep their fresh initialisation; values the base knew and this run does not are
     dropped. So a vocabulary may grow or shrink between runs: row i + 1 is always value i of
@@ -41,6 +42,9 @@ STATE = "warm_start"
 _VOCABULARIES, _EMBEDDINGS, _DENSE = "vocabularies", "embeddings", "dense"
 # Vocabulary names, as warm_start.json reports them, in that order.
 USERS, ITEMS, TITLE_TOKENS = "users", "items", "title_tokens"
+# A table indexed by another's vocabulary: the items' biases (ModelConfig.item_bias).
+ITEM_BIAS = "item_bias"
+_VOCABULARY_OF = {ITEM_BIAS: ITEMS}
 _CONTENT = {TITLE: TITLE_TOKENS, GENRES: "genres", AUTHORS: "authors"}
 _OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _VALUE = "VARIABLE_VALUE"
@@ -53,6 +57,16 @@ def _lookups(model: TwoTowerModel) -> Dict[str, tf.keras.layers.Layer]:
     for feature, bag in model.candidate_tower.content.items():
         lookups[_CONTENT[feature]] = bag
     return lookups
+
+
+def _tables(model: TwoTowerModel) -> Dict[str, Tuple[str, tf.Variable]]:
+    """Table name -> (the name of the vocabulary whose StringLookup indexes its rows, the
+    variable): one per vocabulary, plus the item biases when the model has them."""
+    tables = {name: (name, layer.embedding.embeddings)
+              for name, layer in _lookups(model).items()}
+    if model.candidate_tower.bias is not None:
+        tables[ITEM_BIAS] = (ITEMS, model.candidate_tower.bias.embeddings)
+    return tables
 
 
 def _towers(model: TwoTowerModel) -> Dict[str, tf.keras.Model]:
@@ -68,8 +82,8 @@ def _dense_layers(model: TwoTowerModel) -> Dict[str, Tuple[str, int, tf.keras.la
 
 
 def _table_name(model: TwoTowerModel, name: str) -> str:
-    """A vocabulary's embedding table as a layer name of the report ('candidate_tower/item')."""
-    layer = _lookups(model)[name]
+    """A table as a layer name of the report ('candidate_tower/item')."""
+    layer = model.candidate_tower.bias if name == ITEM_BIAS else _lookups(model)[name]
     tower = "query_tower" if name == USERS else "candidate_tower"
     return f"{tower}/{layer.name}"
 
@@ -79,6 +93,8 @@ def build(model: TwoTowerModel) -> None:
     in a fixed order: the same seed gives the same initial weights."""
     model.candidate_tower.from_rows(tf.zeros([1], tf.int64))
     model.query_tower(tf.constant([""]))
+    if model.candidate_tower.bias is not None:
+        model.candidate_tower.bias_of_rows(tf.zeros([1], tf.int64))
 
 
 def exported_state(model: TwoTowerModel) -> tf.Module:
@@ -93,8 +109,8 @@ def exported_state(model: TwoTowerModel) -> tf.Module:
         name: tf.Variable(layer.index.get_vocabulary(include_special_tokens=False),
                           dtype=tf.string, trainable=False, name=f"{name}_vocabulary")
         for name, layer in lookups.items()})
-    setattr(state, _EMBEDDINGS, {name: layer.embedding.embeddings
-                                 for name, layer in lookups.items()})
+    setattr(state, _EMBEDDINGS, {name: variable
+                                 for name, (_, variable) in _tables(model).items()})
     setattr(state, _DENSE, {tower: [{"kernel": layer.kernel, "bias": layer.bias}
                                     for layer in module.projection]
                             for tower, module in _towers(model).items()})
@@ -228,8 +244,9 @@ def read_base(saved_model_dir: str) -> Base:
         raise BaseUnusable(f"cannot read the warm-start state of {saved_model_dir}: "
                            f"{error}") from error
     for name, table in embeddings.items():
-        if name not in vocabularies or table.ndim != 2 \
-                or table.shape[0] != len(vocabularies[name]) + 1:
+        vocabulary = _VOCABULARY_OF.get(name, name)
+        if vocabulary not in vocabularies or table.ndim != 2 \
+                or table.shape[0] != len(vocabularies[vocabulary]) + 1:
             raise BaseUnusable(f"{saved_model_dir}: the {name} embedding table does not match "
                                "its vocabulary")
     return Base(saved_model_dir, vocabularies, embeddings, dense)
@@ -254,25 +271,27 @@ def _plan(model: TwoTowerModel, base: Base):
     """The values to assign ([(variable, array)]) and the report, computed before any is
     assigned (so a surprise leaves the model as it was)."""
     assignments, vocabularies, copied, fresh = [], {}, [], []
-    for name, layer in _lookups(model).items():
-        vocabulary = layer.index.get_vocabulary(include_special_tokens=False)
-        variable = layer.embedding.embeddings
-        table, base_vocabulary = base.embeddings.get(name), base.vocabularies.get(name, [])
+    lookups = _lookups(model)
+    for name, (vocabulary_name, variable) in _tables(model).items():
+        vocabulary = lookups[vocabulary_name].index.get_vocabulary(include_special_tokens=False)
+        table = base.embeddings.get(name)
+        base_vocabulary = base.vocabularies.get(vocabulary_name, [])
         if table is None or table.shape[1] != variable.shape[1]:
             if table is not None:
                 logging.info("warm start: %s embeddings are %d wide, the base's %d: fresh",
                              name, variable.shape[1], table.shape[1])
-            vocabularies[name] = Rows(0, len(vocabulary), len(base_vocabulary))
+            vocabularies.setdefault(vocabulary_name,
+                                    Rows(0, len(vocabulary), len(base_vocabulary)))
             fresh.append(_table_name(model, name))
             continue
         rows, carried = _carry_rows(variable.numpy(), vocabulary, table, base_vocabulary)
         assignments.append((variable, rows))
-        vocabularies[name] = Rows(carried, len(vocabulary) - carried,
-                                  len(base_vocabulary) - carried)
+        vocabularies.setdefault(vocabulary_name, Rows(carried, len(vocabulary) - carried,
+                                                      len(base_vocabulary) - carried))
         copied.append(_table_name(model, name))
     # The item tower's first layer reads the concatenated item-id and content embeddings: the
     # same shape from other features (genres replaced by authors) would mean something else.
-    same_content = set(base.embeddings) == set(_lookups(model))
+    same_content = set(base.embeddings) - {ITEM_BIAS} == set(lookups)
     for name, (tower, index, layer) in _dense_layers(model).items():
         layers = base.dense.get(tower, [])
         usable = index < len(layers) and (tower != "candidate_tower" or index > 0
