@@ -54,9 +54,9 @@ def splits(frame, timestamps: np.ndarray, seed: int):
 
 
 class ModelScorer(common.SignatureScorer):
-    """SignatureScorer's scores for a model in memory: the user and item vectors its
-    user_embeddings and serving_default signatures would return (vectors, score offsets) (zero and not found outside
-    its vocabularies), from its towers."""
+    """SignatureScorer's scores for a model in memory: the user and item vectors and the item
+    score offsets its user_embeddings and serving_default signatures would return (zero and not
+    found outside its vocabularies), from its towers."""
 
     def __init__(self, model, problem: common.Problem):
         import tensorflow as tf
