@@ -24,11 +24,10 @@ RESULTS = REPO / "bench" / "results"
 if str(REPO) not in sys.path:  # run as `python bench/x.py` from a checkout
     sys.path.insert(0, str(REPO))
 
-from trainer.features import GENRES, AUTHORS, ITEM_ID, USER_ID  # noqa: E402
+from pipeline.data.prepared import INTERACTIONS, Item, write_prepared  # noqa: E402
+from trainer.features import (GENRES, AUTHORS, ITEM_ID, LIST_FEATURES,  # noqa: E402
+                              LIST_SEPARATOR, RATING, TITLE, USER_ID)
 from trainer.metrics import interaction_matrix, split_values, user_item_scores  # noqa: E402
-
-# The prepared layout's interactions file, relative to a prepared-data folder.
-INTERACTIONS = os.path.join("interactions", "interactions.csv")
 
 
 # --- data and splits -------------------------------------------------------------------------
@@ -47,10 +46,18 @@ def read_interactions(prepared_dir: str) -> pd.DataFrame:
 
 
 def write_interactions(frame: pd.DataFrame, prepared_dir: str) -> str:
-    """Writes a subset of prepared interactions where the pipeline reads them."""
-    path = os.path.join(prepared_dir, INTERACTIONS)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    frame.to_csv(path, index=False)
+    """Writes a subset of prepared interactions as prepared data (the one writer, so
+    items.csv, the pipeline's item catalogue, lists the subset's items): the pipeline trains
+    on exactly these interactions and knows no other item."""
+    lists = [name for name in LIST_FEATURES if name in frame.columns]
+    content = frame.drop_duplicates(ITEM_ID)
+    items = {row[ITEM_ID]: Item(row[TITLE], **{
+                 name: tuple(value for value in row[name].split(LIST_SEPARATOR) if value)
+                 for name in lists})
+             for row in content.to_dict("records")}
+    write_prepared(prepared_dir, items,
+                   zip(frame[USER_ID], frame[ITEM_ID], frame[RATING].astype(str)),
+                   {"format": "bench subset"})
     return prepared_dir
 
 

@@ -170,3 +170,17 @@ def test_cold_coherence_within_a_pool_of_warm_items():
         [[3, 2]]
     assert cold_start.coherence(vectors, content, np.array([0]), k=2,
                                 pool=np.array([2, 3])) == 0.5
+
+
+def test_a_written_subset_is_prepared_data_with_its_items_in_the_catalogue(tmp_path):
+    # The pipeline's ItemCatalogGen reads items.csv: a bench's training subset must have one,
+    # listing the subset's items only (an item seen only in held-out ratings stays unknown).
+    frame = pd.DataFrame({"user_id": ["u1", "u2", "u1"], "item_id": ["9", "10", "10"],
+                          "rating": ["4", "5", "3"], "title": ["Nine", "Ten, The", "Ten, The"],
+                          "genres": ["Drama|War", "", ""]})
+    out = common.write_interactions(frame, str(tmp_path / "data"))
+    pd.testing.assert_frame_equal(common.read_interactions(out), frame)
+    items = pd.read_csv(Path(out) / "items.csv", dtype=str, keep_default_na=False)
+    assert items.to_dict("records") == [
+        {"item_id": "10", "title": "Ten, The", "genres": "", "num_ratings": "2"},
+        {"item_id": "9", "title": "Nine", "genres": "Drama|War", "num_ratings": "1"}]
