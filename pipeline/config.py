@@ -10,6 +10,7 @@ import dataclasses
 import os
 from typing import Any, Callable, List, Mapping, Optional, Tuple
 
+from pipeline.data.prepared import ITEMS
 from towergraph.constants import DEFAULT_MAX_K, DEFAULT_MODEL_NAME
 from trainer.config import ModelConfig
 from trainer.settings import ConfigError, Layer, invalid, load, read_yaml
@@ -101,15 +102,23 @@ class PipelineConfig:
     def interactions_dir(self) -> str:
         return os.path.join(self.data_dir, "interactions")
 
-    def resolved_beam_mode(self) -> str:
-        """beam_mode, with auto decided by the size of the interactions CSV files: the
-        in-memory runner has no worker processes to start and feed, which is most of a small
-        run's time; past AUTO_IN_MEMORY_MAX_BYTES the multi-processing runner's cores win and
-        in-memory's footprint grows too large."""
+    @property
+    def items_file(self) -> str:
+        """The item catalogue (every item, rated or not) that ItemCatalogGen reads."""
+        return os.path.join(self.data_dir, ITEMS)
+
+    def resolved_beam_mode(self, files: Optional[List[str]] = None) -> str:
+        """beam_mode, with auto decided by the size of the files a component reads (default:
+        the interactions CSV files, which every Beam component but ItemCatalogGen works from):
+        the in-memory runner has no worker processes to start and feed, which is most of a
+        small run's time; past AUTO_IN_MEMORY_MAX_BYTES the multi-processing runner's cores
+        win and in-memory's footprint grows too large."""
         if self.beam_mode != "auto":
             return self.beam_mode
-        total = sum(os.path.getsize(os.path.join(self.interactions_dir, name))
-                    for name in _listdir(self.interactions_dir) if name.endswith(".csv"))
+        if files is None:
+            files = [os.path.join(self.interactions_dir, name)
+                     for name in _listdir(self.interactions_dir) if name.endswith(".csv")]
+        total = sum(_size(path) for path in files)
         return "in_memory" if total <= AUTO_IN_MEMORY_MAX_BYTES else "multi_processing"
 
     def replace(self, **changes: Any) -> "PipelineConfig":
@@ -117,6 +126,13 @@ class PipelineConfig:
         model_changes = changes.pop("model", None) or {}
         model = dataclasses.replace(self.model, **model_changes)
         return dataclasses.replace(self, model=model, **changes)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0       # no such file yet: the component reading it says so with its own error
 
 
 def _listdir(path: str) -> List[str]:

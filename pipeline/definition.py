@@ -45,7 +45,8 @@ def create_pipeline(config: PipelineConfig,
                     enable_cache: bool = True,
                     cloud_training: Optional[Dict[str, Any]] = None,
                     until: Optional[str] = None,
-                    model_registry: Optional[Dict[str, str]] = None) -> tfx.dsl.Pipeline:
+                    model_registry: Optional[Dict[str, str]] = None,
+                    item_catalog_beam_args: Optional[List[str]] = None) -> tfx.dsl.Pipeline:
     """The pipeline for `config`.
 
     Args:
@@ -56,6 +57,9 @@ def create_pipeline(config: PipelineConfig,
       model_registry: ModelRegistry's parameters (project, region, display_name,
         serving_image; pipeline/vertex_runner.py): each pushed model is also uploaded to the
         Vertex AI Model Registry; None: no such step.
+      item_catalog_beam_args: Beam flags for ItemCatalogGen alone, after the pipeline's (so
+        they win): the local runner's choice for items.csv, a small file that need not pay
+        the multi-processing start-up the interactions may need; None: the pipeline's.
     """
     version = code_version()
     split = tfx.proto.SplitConfig(splits=[
@@ -89,6 +93,8 @@ def create_pipeline(config: PipelineConfig,
         output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
             tfx.proto.SplitConfig.Split(name=ITEM_CATALOG_SPLIT, hash_buckets=1)])),
     ).with_id("ItemCatalogGen") if config.model.cold_items else None
+    if item_catalog and item_catalog_beam_args:
+        item_catalog.with_beam_pipeline_args(item_catalog_beam_args)
     trainer = (CloudTrainer if cloud_training else Trainer)(
         run_fn="trainer.run.run_fn",
         examples=transform.outputs["transformed_examples"],
@@ -146,10 +152,11 @@ def _cut(components: List, until: Optional[str]) -> List:
     return kept
 
 
-def local_beam_args(config: PipelineConfig) -> List[str]:
-    """Beam DirectRunner flags: the configured mode (auto: by the input's size, see
-    PipelineConfig.resolved_beam_mode), one worker per core unless beam_workers says."""
-    mode = config.resolved_beam_mode()
+def local_beam_args(config: PipelineConfig, files: Optional[List[str]] = None) -> List[str]:
+    """Beam DirectRunner flags: the configured mode (auto: by the size of `files`, default the
+    interactions, see PipelineConfig.resolved_beam_mode), one worker per core unless
+    beam_workers says."""
+    mode = config.resolved_beam_mode(files)
     # The in-memory runner is one process: a worker count would only draw Beam's warning.
     workers = 1 if mode == "in_memory" else config.beam_workers or os.cpu_count() or 1
     return [f"--direct_running_mode={mode}", f"--direct_num_workers={workers}"]

@@ -24,7 +24,8 @@ def local_pipeline(config: PipelineConfig, enable_cache: bool = True,
                    until: Optional[str] = None) -> tfx.dsl.Pipeline:
     """The pipeline with the local Beam settings (up to and including `until`, if given)."""
     return create_pipeline(config, beam_pipeline_args=local_beam_args(config),
-                           enable_cache=enable_cache, until=until)
+                           enable_cache=enable_cache, until=until,
+                           item_catalog_beam_args=local_beam_args(config, [config.items_file]))
 
 
 def run_pipeline(pipeline: tfx.dsl.Pipeline) -> None:

@@ -316,3 +316,28 @@ def test_beam_mode_is_checked(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(None, beam_mode="fast")
     assert "auto, in_memory, multi_processing" in " ".join(problems(caught.value))
+
+
+def test_item_catalog_gen_runs_in_memory_when_only_the_interactions_are_large(tmp_path):
+    # items.csv is small beside the interactions: ItemCatalogGen need not pay Beam's
+    # multi-processing start-up (12.8 s against 2.6 s on ML-100K) when the others need it.
+    from pipeline.config import AUTO_IN_MEMORY_MAX_BYTES
+    from pipeline.local_runner import local_pipeline
+
+    data = _interactions(tmp_path, AUTO_IN_MEMORY_MAX_BYTES + 1)
+    (tmp_path / "data" / "items.csv").write_text("item_id,title,num_ratings\n1,One,3\n")
+    config = load_config(None, data_dir=data, output_dir=str(tmp_path / "run"))
+
+    def mode(component) -> str:   # the last flag wins in Beam's option parsing
+        flags = [flag for flag in component.executor_spec.beam_pipeline_args
+                 if flag.startswith("--direct_running_mode=")]
+        return flags[-1].split("=", 1)[1]
+
+    components = {c.id: c for c in local_pipeline(config).components}
+    assert mode(components["ItemCatalogGen"]) == "in_memory"
+    assert mode(components["CsvExampleGen"]) == mode(components["Transform"]) \
+        == "multi_processing"
+    # An explicit mode is every component's.
+    explicit = {c.id: c for c in local_pipeline(config.replace(beam_mode="multi_processing"))
+                .components}
+    assert mode(explicit["ItemCatalogGen"]) == "multi_processing"
