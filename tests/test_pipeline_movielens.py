@@ -1,6 +1,7 @@
 """The pipeline on real data: MovieLens-100K from ../shared (skipped where it is absent).
 
-Runs with the default settings, Beam multi-processing included, as `make demo DATA=...` does.
+Runs with the default settings but 5 epochs (half the default: the slowest test of `make test`
+otherwise; the gate's margins below hold at 5), as `make demo DATA=...` does.
 """
 
 from pathlib import Path
@@ -19,7 +20,7 @@ def test_movielens_model_beats_popularity_and_is_pushed(tmp_path):
     data, output = tmp_path / "data", tmp_path / "run"
     assert main(["data", "prepare", "--format", "movielens", "--input", str(ML_100K),
                  "--output", str(data)]) == 0
-    assert main(["run", "--data", str(data), "--output", str(output)]) == 0
+    assert main(["run", "--data", str(data), "--output", str(output), "--epochs", "5"]) == 0
 
     summary = latest_run_summary(load_config(None, output_dir=str(output)))
     model, popularity = summary.metrics["model"], summary.metrics["popularity"]
