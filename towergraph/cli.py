@@ -201,12 +201,12 @@ def _report_failure(error: Exception, component: str, log_path: Optional[str]) -
 
 
 def _missing_data(config: PipelineConfig) -> Optional[str]:
-    from pipeline.data.prepared import INTERACTIONS, ITEMS  # the prepared layout's one home
+    from pipeline.data.prepared import INTERACTIONS  # the prepared layout's one home
     path = os.path.join(config.data_dir, INTERACTIONS)
     if not os.path.exists(path):
         return (f"no prepared data at {path}; create it with `towergraph data prepare` "
                 f"or `towergraph data synthetic`")
-    items = os.path.join(config.data_dir, ITEMS)
+    items = config.items_file
     if config.model.cold_items and not os.path.isfile(items):
         # The pipeline's ItemCatalogGen reads it (items nobody rated become cold items).
         return (f"no item catalogue at {items} (prepared data written before it listed every "

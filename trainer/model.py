@@ -206,22 +206,24 @@ class CandidateTower(tf.keras.Model):
             ids = bag.ids(tf.constant(list(content[name]), dtype=tf.string))
             self._content_ids[name] = (ids.flat_values, ids.row_splits)
 
-    def bias_of_rows(self, rows, drop_ids=None):
-        """[B] learned score offsets of catalogue rows (cold rows and dropped ids: row 0)."""
+    def _id_rows(self, rows, drop_ids=None):
+        """Catalogue rows -> rows of the item-id tables (the id embedding, the bias): row + 1
+        for warm rows (StringLookup's index), 0 (out of vocabulary) for cold rows and for
+        `drop_ids` ([B] bool, id-dropout)."""
         ids = tf.where(rows < self.warm_items, rows + 1, tf.zeros_like(rows))
         if drop_ids is not None:
             ids = tf.where(drop_ids, tf.zeros_like(ids), ids)
-        return self.bias(ids)[:, 0]
+        return ids
+
+    def bias_of_rows(self, rows, drop_ids=None):
+        """[B] learned score offsets of catalogue rows (cold rows and dropped ids: row 0)."""
+        return self.bias(self._id_rows(rows, drop_ids))[:, 0]
 
     def from_rows(self, rows, drop_ids=None):
         """The vectors of catalogue rows [B] (int64; index_catalog() first): what call() returns
         for those items' strings. drop_ids: [B] bool, rows embedded without their id (the
         out-of-vocabulary id row 0: content alone), for id-dropout while training."""
-        # StringLookup index = catalogue row + 1 for warm rows, 0 (out of vocabulary) for cold.
-        ids = tf.where(rows < self.warm_items, rows + 1, tf.zeros_like(rows))
-        if drop_ids is not None:
-            ids = tf.where(drop_ids, tf.zeros_like(ids), ids)
-        parts = [self.item.embedding(ids)]
+        parts = [self.item.embedding(self._id_rows(rows, drop_ids))]
         for name, bag in self.content.items():
             values, splits = self._content_ids[name]
             ids = tf.gather(tf.RaggedTensor.from_row_splits(values, splits, validate=False),
