@@ -1,14 +1,14 @@
 """`towergraph run`'s console: progress lines on the console, every other output in a log file.
 
-The renderer and the TFX log matching are tested with real log records (fast); the console as
-a user sees it with real `towergraph run` subprocesses on a tiny synthetic catalogue (minutes):
-stdout is a pipe there, so the display is plain lines.
+The renderer and the TFX log matching are tested with real log records (fast); a failing run,
+quiet and verbose, with real `towergraph run` subprocesses on a tiny synthetic catalogue (stdout
+is a pipe there, so the display is plain lines). A whole successful run's console:
+tests/test_pipeline_e2e.py.
 """
 
 import io
 import logging
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +21,6 @@ from towergraph.console import (COMPONENT_FINISHED, COMPONENT_RUNNING, EXECUTION
                                 log_path_for, quiet_output, renderer_for)
 
 BIN = Path(sys.executable).parent
-TFX_LOG_LINE = "Component Transform is running."   # TFX's INFO log: the log file, not stdout
 
 
 @pytest.fixture
@@ -188,6 +187,8 @@ def test_log_path_is_under_the_output_folder():
 
 
 # --- real runs ---------------------------------------------------------------------------
+# The quiet console of a whole successful run: tests/test_pipeline_e2e.py, whose first run is a
+# `towergraph run` subprocess.
 
 
 def _towergraph(*args, **kwargs):
@@ -195,67 +196,21 @@ def _towergraph(*args, **kwargs):
                           text=True, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def quiet_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("console")
-    data, output = root / "data", root / "run"
-    made = _towergraph("data", "synthetic", "--output", data, "--users", 300, "--items", 80,
-                       "--genres", 4, "--ratings-per-user", 15)
-    assert made.returncode == 0, made.stderr
-    result = _towergraph("run", "--data", data, "--output", output, "--epochs", 2)
-    return data, output, result
-
-
-@pytest.mark.slow
-def test_run_prints_a_few_lines_and_logs_everything_else(quiet_run):
-    _, output, result = quiet_run
-    assert result.returncode in (0, 1), result.stderr
-    lines = result.stdout.splitlines()
-    assert len(lines) < 60, result.stdout
-    assert "\x1b" not in result.stdout            # no colour codes or cursor movement
-    [log] = (output / "logs").glob("run-*.log")
-    assert lines[0] == f"full log: {log}"
-    for component in ("CsvExampleGen", "Transform", "Trainer", "RetrievalGate", "Pusher"):
-        assert any(line.split()[:2] == [component, "done"] for line in lines), component
-    epochs = [line for line in lines if "epoch" in line]
-    assert [line.split(",")[0].split()[-2:] for line in epochs] == [
-        ["epoch", "1/2"], ["epoch", "2/2"]] * 2
-    assert not any("top_" in line or "0.0000e+00" in line for line in epochs)
-    assert any(line.startswith("gate: ") for line in lines)
-    assert ("pushed: nothing" in result.stdout) == (result.returncode == 1)
-    # beam_mode auto picked the in-memory runner for this small input, and says so.
-    assert re.search(r"^ran on: Beam DirectRunner in_memory \(auto, by input size\); "
-                     r"training on (CPU \(\d+ cores\)|GPU \(.+\))$", result.stdout, re.M)
-    text = log.read_text()
-    assert TFX_LOG_LINE in text and TFX_LOG_LINE not in result.stdout + result.stderr
-    # Third-party output written natively (TensorFlow's C++ logs) or through Python's
-    # warnings and logging: in the log, not on the console.
-    assert "tensorflow" in text.lower() and "tensorflow" not in result.stdout.lower()
-    assert result.stderr == ""
-
-
-@pytest.mark.slow
-def test_verbose_shows_the_logs_on_the_console(quiet_run):
-    data, output, _ = quiet_run
-    logs_before = sorted((output / "logs").glob("*.log"))
-    result = _towergraph("run", "--data", data, "--output", output, "--epochs", 2,
-                         "--beam-mode", "in_memory", "--verbose")   # from the cache
-    assert result.returncode in (0, 1), result.stderr
-    assert TFX_LOG_LINE in result.stderr
-    assert "gate: " in result.stdout and "components: CsvExampleGen CACHED" in result.stdout
-    assert sorted((output / "logs").glob("*.log")) == logs_before
-
-
-@pytest.mark.slow
-def test_a_failing_component_shows_its_name_the_error_and_the_log(tmp_path):
+@pytest.fixture
+def broken_data(tmp_path):
+    """A tiny synthetic catalogue with a hand-edited row CsvExampleGen cannot parse."""
     data = tmp_path / "data"
     made = _towergraph("data", "synthetic", "--output", data, "--users", 50, "--items", 20,
                        "--genres", 2, "--ratings-per-user", 5)
     assert made.returncode == 0, made.stderr
     with open(data / "interactions" / "interactions.csv", "a", encoding="utf-8") as handle:
         handle.write("7,8,5,A Title,genre_01,one column too many\n")   # a hand-edited row
-    result = _towergraph("run", "--data", data, "--output", tmp_path / "run",
-                         "--beam-mode", "in_memory")
+    return data
+
+
+@pytest.mark.slow
+def test_a_failing_component_shows_its_name_the_error_and_the_log(broken_data, tmp_path):
+    result = _towergraph("run", "--data", broken_data, "--output", tmp_path / "run")
     assert result.returncode == 3
     [log] = (tmp_path / "run" / "logs").glob("run-*.log")
     error, where = result.stderr.strip().splitlines()[0], result.stderr.strip().splitlines()[-1]
@@ -263,3 +218,15 @@ def test_a_failing_component_shows_its_name_the_error_and_the_log(tmp_path):
     assert where == f"full log, with the traceback: {log}"
     assert result.stdout.splitlines()[-1].split()[:2] == ["CsvExampleGen", "FAILED"]
     assert "Traceback" in log.read_text() and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_verbose_shows_the_logs_and_the_traceback_on_the_console(broken_data, tmp_path):
+    result = _towergraph("run", "--data", broken_data, "--output", tmp_path / "run",
+                         "--verbose")
+    assert result.returncode == 3
+    # TFX's INFO logs and the traceback on the console; no log file is written.
+    assert "Component CsvExampleGen is running." in result.stderr
+    assert "Traceback" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: CsvExampleGen failed: ")
+    assert not (tmp_path / "run" / "logs").exists()

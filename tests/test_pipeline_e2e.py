@@ -2,11 +2,14 @@
 
 The synthetic generator knows each item's genre, and its users read mostly within a few
 genres, so a model that learned anything returns same-genre neighbours. These tests take
-minutes: they run the real CsvExampleGen .. Pusher with Beam and an MLMD sqlite store.
+minutes: they run the real CsvExampleGen .. Pusher with Beam and an MLMD sqlite store. The first
+run is a `towergraph run` subprocess, as a user runs it, and its console is checked too (stdout
+is a pipe there, so the display is plain lines); the reruns call the CLI in process.
 """
 
 import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,7 +26,10 @@ from pipeline.data import generate_synthetic
 from pipeline.results import latest_run_summary
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL_RUN = ["--epochs", "5", "--beam-mode", "in_memory"]
+BIN = Path(sys.executable).parent
+# beam_mode auto: the in-memory runner for inputs this small.
+SMALL_RUN = ["--epochs", "5"]
+TFX_LOG_LINE = "Component Transform is running."   # TFX's INFO log: the log file, not stdout
 
 
 UNRATED = 12   # items in items.csv that nobody rated: cold items of the served catalogue
@@ -45,8 +51,10 @@ def first_run(tmp_path_factory):
                        unrated_items=UNRATED)
     # Without warm start, so that the reruns below without it find the Trainer's inputs (no
     # base_model channel) unchanged; a first run has no model to start from either way.
-    exit_code = _run(data, output, "--warm-start", "false")
-    return data, output, exit_code
+    result = subprocess.run([str(BIN / "towergraph"), "run", "--data", str(data), "--output",
+                             str(output), *SMALL_RUN, "--warm-start", "false"],
+                            capture_output=True, text=True)
+    return data, output, result
 
 
 def _summary(output, **settings):
@@ -54,8 +62,8 @@ def _summary(output, **settings):
 
 
 def test_first_run_blesses_and_pushes_a_versioned_model(first_run):
-    _, output, exit_code = first_run
-    assert exit_code == 0
+    _, output, result = first_run
+    assert result.returncode == 0, result.stderr
     summary = _summary(output)
     assert set(summary.components.values()) == {"COMPLETE"}
     assert list(summary.components) == [
@@ -75,6 +83,33 @@ def test_first_run_blesses_and_pushes_a_versioned_model(first_run):
     [version] = _versions(output)
     assert summary.pushed_path.rstrip("/") == str(version)
     assert (version / "saved_model.pb").exists()
+
+
+def test_first_run_prints_a_few_lines_and_logs_everything_else(first_run):
+    _, output, result = first_run
+    lines = result.stdout.splitlines()
+    assert len(lines) < 60, result.stdout
+    assert "\x1b" not in result.stdout            # no colour codes or cursor movement
+    assert lines[0].startswith("full log: ")
+    log = Path(lines[0].removeprefix("full log: "))
+    assert log.parent == output / "logs" and log.name.startswith("run-")
+    for component in ("CsvExampleGen", "Transform", "Trainer", "RetrievalGate", "Pusher"):
+        assert any(line.split()[:2] == [component, "done"] for line in lines), component
+    # The candidate's epochs, then the pushed model's (refit on train + eval).
+    epochs = [line for line in lines if "epoch" in line]
+    assert [line.split(",")[0].split()[-2:] for line in epochs] == [
+        ["epoch", f"{epoch}/5"] for epoch in range(1, 6)] * 2
+    assert not any("top_" in line or "0.0000e+00" in line for line in epochs)
+    assert any(line.startswith("gate: ") for line in lines)
+    # beam_mode auto picked the in-memory runner for this small input, and says so.
+    assert re.search(r"^ran on: Beam DirectRunner in_memory \(auto, by input size\); "
+                     r"training on (CPU \(\d+ cores\)|GPU \(.+\))$", result.stdout, re.M)
+    text = log.read_text()
+    assert TFX_LOG_LINE in text and TFX_LOG_LINE not in result.stdout + result.stderr
+    # Third-party output written natively (TensorFlow's C++ logs) or through Python's
+    # warnings and logging: in the log, not on the console.
+    assert "tensorflow" in text.lower() and "tensorflow" not in result.stdout.lower()
+    assert result.stderr == ""
 
 
 def test_pushed_model_finds_neighbours_of_the_same_genre(first_run):
@@ -170,7 +205,7 @@ def test_a_model_that_loses_to_popularity_is_not_pushed(first_run, capsys):
 def test_tfx_cli_creates_and_runs_the_same_pipeline(first_run, tmp_path):
     data, output, _ = first_run
     config = tmp_path / "local.yaml"
-    config.write_text(f"data_dir: {data}\noutput_dir: {output}\nbeam_mode: in_memory\n"
+    config.write_text(f"data_dir: {data}\noutput_dir: {output}\n"
                       "warm_start: false\nmodel:\n  epochs: 5\n")
     env = dict(os.environ, TOWERGRAPH_CONFIG=str(config), LOCAL_HOME=str(tmp_path / "tfx"))
     tfx = str(Path(sys.executable).parent / "tfx")
