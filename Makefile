@@ -68,14 +68,17 @@ ifneq ($(UI),0)
 		$(BIN)/towergraph ui --server http://127.0.0.1:8501
 endif
 
-# Everything (what CI runs): the linter, then every test.
+# Everything (what CI runs): the linter, then every test, on two processes (pytest-xdist; a
+# test module's tests stay on one, so its module-scoped fixtures, e.g. a pipeline run, run once).
+PYTEST_PROCESSES ?= 2
+PYTEST := $(BIN)/python -m pytest tests -q -n $(PYTEST_PROCESSES) --dist loadfile
 test: install lint
-	$(BIN)/python -m pytest tests -q
+	$(PYTEST)
 
 # The unit tests only (under 2 minutes): no pipeline runs, browsers, notebooks, lint tools or
 # subprocess servers (tests/conftest.py SLOW_MODULES).
 test-fast: install
-	$(BIN)/python -m pytest tests -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: $(TOOLS_STAMP)
 	$(TOOLS_VENV)/bin/ruff check .
