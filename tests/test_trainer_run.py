@@ -5,6 +5,7 @@ from the first one's Model artifact."""
 
 import json
 import logging
+import re
 import types
 
 import numpy as np
@@ -62,14 +63,14 @@ def grown(tiny_interactions, tmp_path_factory):
     return _transformed(rows, tmp_path_factory.mktemp("run_fn_grown"))
 
 
-def _fn_args(root, tmp_path, refit_on_all, base_model=None):
+def _fn_args(root, tmp_path, refit_on_all, base_model=None, refit_epochs=1):
     return types.SimpleNamespace(
         train_files=[str(root / "train.gz")], eval_files=[str(root / "eval.gz")],
         transform_output=str(root / "transform"), base_model=base_model,
         serving_model_dir=str(tmp_path / "model" / "Format-Serving"), model_run_dir=str(tmp_path / "model_run"),
         custom_config={"max_k": 5, "model": {
             "embedding_dim": 8, "candidate_layers": [16], "batch_size": 128, "epochs": 1,
-            "refit_on_all": refit_on_all}})
+            "refit_on_all": refit_on_all, "refit_epochs": refit_epochs}})
 
 
 def _warm_start_json(args):
@@ -103,12 +104,25 @@ def test_run_fn_exports_candidate_and_served_model(transformed, tmp_path):
     assert tf.io.gfile.glob(f"{args.model_run_dir}/*/events.out.tfevents.*")  # TensorBoard
 
 
-def test_run_fn_refits_the_served_model_on_train_and_eval(transformed, tmp_path):
-    args = _fn_args(transformed, tmp_path, refit_on_all=True)
-    run_fn(args)
-    candidate = tf.saved_model.load(candidate_dir(model_uri(args.serving_model_dir)))
+@pytest.mark.parametrize("refit_epochs", [1, 0])
+def test_run_fn_refits_the_served_model_on_train_and_eval(transformed, tmp_path, caplog,
+                                                         refit_epochs):
+    args = _fn_args(transformed, tmp_path, refit_on_all=True, refit_epochs=refit_epochs)
+    with caplog.at_level(logging.INFO):
+        run_fn(args)
+    candidate_path = candidate_dir(model_uri(args.serving_model_dir))
+    candidate = tf.saved_model.load(candidate_path)
     served = _check_exported(args.serving_model_dir)
     assert not np.allclose(candidate.item_vectors.numpy(), served.item_vectors.numpy())
+    if refit_epochs:
+        # The candidate trained on: every item, user and layer carried over from its export.
+        assert (f"served model, continues the candidate: from {candidate_path}: 40 of 40 "
+                "items and 80 of 80 users carried over") in caplog.text
+        assert re.search(r"continues the candidate: .*; (\d+) of \1 layers copied", caplog.text)
+    else:
+        assert "served model, warm start: trained from scratch" in caplog.text
+    # A first run: nothing came from a production model, whichever way the served model began.
+    assert _warm_start_json(args) == {"base_model": None}
     # The served model's popularity counts every interaction, train and eval.
     info = served.signatures["catalog_items"](rows=tf.constant([0], tf.int64))
     counts = tiny_world.interactions()["item_id"]
@@ -130,8 +144,9 @@ def test_run_fn_warm_starts_from_the_base_model_and_says_what_it_carried(
     first = _fn_args(transformed, tmp_path / "first", refit_on_all=True)
     run_fn(first)
     assert _warm_start_json(first) == {"base_model": None}
+    # refit_epochs 0: the served model, trained again, starts from the base's served model.
     second = _fn_args(grown, tmp_path / "second", refit_on_all=True,
-                      base_model=first.serving_model_dir)
+                      base_model=first.serving_model_dir, refit_epochs=0)
     with caplog.at_level(logging.INFO):
         run_fn(second)
     report = _warm_start_json(second)
@@ -150,6 +165,6 @@ def test_run_fn_warm_starts_from_the_base_model_and_says_what_it_carried(
     # The candidate starts from the base's candidate, the served model from its served model.
     base_candidate = candidate_dir(model_uri(first.serving_model_dir))
     assert f"candidate's warm start: from {base_candidate}: 39 of 40 items" in caplog.text
-    assert f"served model's warm start: from {first.serving_model_dir}: 39 of 40 items" \
+    assert f"served model, warm start: from {first.serving_model_dir}: 39 of 40 items" \
         in caplog.text
     _check_exported(second.serving_model_dir)

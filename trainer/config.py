@@ -58,8 +58,12 @@ class ModelConfig:
     batch_size: int = setting(1024, "interactions per batch (also the in-batch negatives)")
     seed: int = setting(42, "seed for initialisation and shuffling")
     refit_on_all: bool = setting(True, "after the candidate the gate judges is trained on the "
-                                 "train split, train the pushed model again on train + eval "
-                                 "with the same settings (false: push the candidate itself)")
+                                 "train split, train the pushed model on train + eval (false: "
+                                 "push the candidate itself)")
+    refit_epochs: int = setting(5, "with refit_on_all, the pushed model is the candidate "
+                                "trained this many more epochs on train + eval; 0: trained "
+                                "again on train + eval for `epochs` epochs, from scratch (or "
+                                "from the production model, with warm_start)")
 
     def __post_init__(self):
         positive = ("embedding_dim", "temperature", "learning_rate", "epochs", "batch_size")
@@ -67,8 +71,8 @@ class ModelConfig:
                  if getattr(self, name) <= 0]
                 + ([("uniform_negatives", f"must be 0 or positive, not {self.uniform_negatives}")]
                    if self.uniform_negatives < 0 else [])
-                + ([("max_cold_items", f"must be 0 or positive, not {self.max_cold_items}")]
-                   if self.max_cold_items < 0 else [])
+                + [(name, f"must be 0 or positive, not {getattr(self, name)}")
+                   for name in ("max_cold_items", "refit_epochs") if getattr(self, name) < 0]
                 + ([("id_dropout", f"must be at least 0 and below 1, not {self.id_dropout}")]
                    if not 0 <= self.id_dropout < 1 else [])
                 + [(name, f"every layer size must be positive, not {getattr(self, name)}")

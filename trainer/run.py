@@ -6,19 +6,24 @@ Two models come out of one Trainer run, trained by the same functions (trainer/t
              beside the Format-Serving folder Pusher pushes: the evaluation gate judges it on
              the eval split it never saw, and, once blessed, the next runs' gate judges their
              candidates against it (a production model's candidate never saw that split);
-  served     the same settings trained again on train + eval (`refit_on_all`, the default),
-             exported to the Model artifact that Pusher pushes once the gate blesses the
-             candidate. So the eval split judges the recipe and is not wasted on the model users
-             get. With refit_on_all false the candidate itself is pushed.
+  served     the candidate trained on for `refit_epochs` more epochs on train + eval
+             (`refit_on_all`, the default; warm-started from the candidate's export, as from a
+             production model), exported to the Model artifact that Pusher pushes once the gate
+             blesses the candidate. So the eval split judges the recipe and is not wasted on the
+             model users get. With refit_epochs 0 the served model is trained again on train +
+             eval for `epochs` epochs instead (from the production served model, warm start
+             permitting); with refit_on_all false the candidate itself is pushed.
 
 Only hyperparameters travel in custom_config; data and vocabularies come through channels.
 
 Warm start (trainer/warm_start.py): when the pipeline's resolver hands over the production
 model (fn_args.base_model, its Format-Serving folder; None on a first run or with warm_start
 false), the candidate starts from that model's candidate (the same recipe on the train split;
-its served model when it has none) and the served model from its served model. What was
-carried over is logged per model and written to <Model artifact>/warm_start.json (the served
-model's; {"base_model": null} when it trained from scratch) for the run summary.
+its served model when it has none), and a served model trained again (refit_epochs 0) from its
+served model. What was carried over is logged per model and written to <Model
+artifact>/warm_start.json for the run summary: the warm start from the production model (the
+candidate's, which the served model continues, or with refit_epochs 0 the served model's own;
+{"base_model": null} when it trained from scratch).
 
 Several workers (Vertex's `replica_count > 1`, TF_CONFIG naming several tasks): every worker
 runs run_fn with the same arguments, they train each model together under
@@ -28,12 +33,13 @@ they delete, as TensorFlow's multi-worker guide does (saving may read variables 
 every worker).
 """
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from typing import Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
@@ -107,17 +113,55 @@ def write_warm_start(report: Report, model_dir: str) -> str:
     return write_json(report.as_json(), model_dir, WARM_START_FILE)
 
 
-def export_model(model, export_dir: str, max_k: int) -> None:
-    """Exports to export_dir on the chief (or the only process); any other worker of a
-    multi-worker run exports to a temporary folder it then deletes."""
+@contextlib.contextmanager
+def exported(model, export_dir: str, max_k: int) -> Iterator[str]:
+    """Exports to export_dir on the chief (or the only process) and yields it; any other
+    worker of a multi-worker run exports to a temporary folder, yields that (the same model:
+    the workers train in step) and deletes it on exit."""
     if distribute.is_chief():
         export_serving_model(model, export_dir, max_k=max_k)
+        yield export_dir
         return
     scratch = tempfile.mkdtemp(prefix="towergraph-worker-export-")
     try:
         export_serving_model(model, os.path.join(scratch, "model"), max_k=max_k)
+        yield os.path.join(scratch, "model")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def export_model(model, export_dir: str, max_k: int) -> None:
+    """Exports as `exported` does, keeping nothing on a worker other than the chief."""
+    with exported(model, export_dir, max_k):
+        pass
+
+
+def serving_model(config: ModelConfig, candidate, candidate_export: str,
+                  served_base: Optional[str], transform_output, files,
+                  item_files) -> Tuple[object, Report]:
+    """The model Pusher pushes: the candidate itself without refit_on_all; else the candidate
+    trained refit_epochs more epochs on `files` (train + eval), warm-started from its export
+    `candidate_export`; or, with refit_epochs 0, the same settings trained again on `files`
+    (from `served_base`, the production served model, when there is one).
+
+    Returns:
+      The model, and what it owes the production model (for warm_start.json): the
+      candidate's warm start when it is or continues the candidate, else its own.
+    """
+    if not config.refit_on_all:
+        return candidate, candidate.warm_start_report
+    if config.refit_epochs:
+        logging.info("served model: the candidate, %d more epochs on train + eval",
+                     config.refit_epochs)
+        base, epochs, said = candidate_export, config.refit_epochs, "continues the candidate"
+    else:
+        logging.info("refit on train + eval for the served model")
+        base, epochs, said = served_base, None, "warm start"
+    served = train(transform_output, files, config, epochs=epochs,
+                   callbacks=[EpochLog("served model (train + eval)")], verbose=0,
+                   warm_start_from=base, item_files=item_files)
+    logging.info("served model, %s: %s", said, served.warm_start_report.summary())
+    return served, (candidate if config.refit_epochs else served).warm_start_report
 
 
 def run_fn(fn_args) -> None:
@@ -141,17 +185,13 @@ def run_fn(fn_args) -> None:
     logging.info("candidate's warm start: %s", candidate.warm_start_report.summary())
     metrics = evaluate(candidate, transform_output, fn_args.eval_files)
     logging.info("candidate's held-out metrics: %s", metrics)
-    export_model(candidate, candidate_dir(model_uri(fn_args.serving_model_dir)), max_k=max_k)
-
-    served = candidate
-    if config.refit_on_all:
-        logging.info("refit on train + eval for the served model")
-        served = train(transform_output, list(fn_args.train_files) + list(fn_args.eval_files),
-                       config, callbacks=[EpochLog("served model (train + eval)")],
-                       verbose=0, warm_start_from=served_base, item_files=item_files)
-        logging.info("served model's warm start: %s", served.warm_start_report.summary())
-    export_model(served, fn_args.serving_model_dir, max_k=max_k)
+    with exported(candidate, candidate_dir(model_uri(fn_args.serving_model_dir)),
+                  max_k) as candidate_export:
+        served, warm_start = serving_model(
+            config, candidate, candidate_export, served_base, transform_output,
+            list(fn_args.train_files) + list(fn_args.eval_files), item_files)
+    export_model(served, fn_args.serving_model_dir, max_k)
     if distribute.is_chief():
-        write_warm_start(served.warm_start_report, model_uri(fn_args.serving_model_dir))
+        write_warm_start(warm_start, model_uri(fn_args.serving_model_dir))
         write_json(served.catalog.composition(), model_uri(fn_args.serving_model_dir),
                    CATALOG_FILE)
