@@ -186,7 +186,8 @@ def train(transform_output: tft.TFTransformOutput, files: Files, config: ModelCo
       files: file pattern(s) of transformed examples to train on; the catalogue's counts (the
         popularity and log-Q sampling probabilities) are taken from the same examples.
       config: the model settings.
-      epochs: overrides config.epochs (a benchmark timing one epoch).
+      epochs: overrides config.epochs (the served model's refit_epochs; a benchmark timing
+        one epoch).
       warm_start_from: an earlier model's export (a SavedModel folder) to initialise from
         (trainer/warm_start.py); None, or one that cannot be used: from scratch.
       item_files: file pattern(s) of the item catalogue's examples (run_fn's
