@@ -1,7 +1,8 @@
 """Multi-worker training for real: two worker processes on 127.0.0.1, each with its TF_CONFIG,
 train the tiny world's model together under MultiWorkerMirroredStrategy (trainer/distribute.py)
-with trainer.train.train, evaluate it together, and only the chief exports (trainer.run's
-export_model). One process trains the same data with the same settings: the two workers' top-10
+with trainer.train.train, evaluate it together, only the chief exports (trainer.run's
+exported), and the served model continues the candidate as run_fn makes it (each worker from
+its own export of the candidate). One process trains the same data with the same settings: the two workers' top-10
 accuracy on the training split must be within TOLERANCE of it, and every epoch's mean loss
 within LOSS_TOLERANCE.
 
@@ -10,6 +11,7 @@ initialisation recipe, but the batches' order per epoch (a repeated shuffle vs a
 one) and the float summation order differ. Run as a script, this module is one worker.
 """
 
+import dataclasses
 import json
 import os
 import socket
@@ -35,6 +37,7 @@ TOP_10 = "factorized_top_k/top_10_categorical_accuracy"
 # of the 640 training interactions (55: 28 + 27).
 MODEL = {"embedding_dim": 16, "candidate_layers": [32], "batch_size": 65,
          "learning_rate": 0.2, "epochs": 8, "refit_on_all": False}
+REFIT_EPOCHS = 2
 TIMEOUT_S = 240
 
 
@@ -126,6 +129,16 @@ def test_two_workers_train_to_the_recall_of_one_process(transformed, tmp_path):
     # The logged loss is the global batch's under both: the same descent, epoch by epoch.
     assert two["losses"] == pytest.approx(one["losses"], rel=LOSS_TOLERANCE)
     assert two["losses"][-1] < 0.95 * two["losses"][0]
+    # The served model continued the candidate under both: every item and user carried over
+    # from the candidate's export, and its top-10 accuracy agrees within the tolerance.
+    for result in (one, two):
+        report = result["served_warm_start"]
+        assert report["base_model"] and report["items"] == {"carried": 40, "new": 0,
+                                                            "dropped": 0}
+        assert report["users"]["carried"] == 80 and report["layers"]["fresh"] == []
+        assert result["served_metrics"][TOP_10] > 0.5
+    assert two["served_metrics"][TOP_10] == pytest.approx(one["served_metrics"][TOP_10],
+                                                          abs=TOLERANCE)
 
 
 def _train_and_evaluate(root: Path, out: Path) -> dict:
@@ -138,7 +151,7 @@ def _train_and_evaluate(root: Path, out: Path) -> dict:
 
     from trainer.config import ModelConfig, from_mapping
     from trainer.model import MEAN_LOSS
-    from trainer.run import export_model
+    from trainer.run import exported, serving_model
     from trainer.train import evaluate, train
 
     config = from_mapping(ModelConfig, MODEL, "test")
@@ -148,9 +161,17 @@ def _train_and_evaluate(root: Path, out: Path) -> dict:
         on_epoch_end=lambda epoch, logs: losses.append(float(logs[MEAN_LOSS])))
     model = train(transform_output, [str(root / "train.gz")], config, callbacks=[record])
     metrics = evaluate(model, transform_output, [str(root / "train.gz")])
-    export_model(model, str(out / "model"), max_k=10)
+    # The served model, as run_fn makes it by default: the candidate trained on (refit_epochs)
+    # on train + eval, each worker warm-starting from its own export of the candidate.
+    refit = dataclasses.replace(config, refit_on_all=True, refit_epochs=REFIT_EPOCHS)
+    with exported(model, str(out / "model"), max_k=10) as candidate_export:
+        served, _ = serving_model(refit, model, candidate_export, None, transform_output,
+                                  [str(root / "train.gz"), str(root / "eval.gz")], None)
+    served_metrics = evaluate(served, transform_output, [str(root / "train.gz")])
     out.mkdir(parents=True, exist_ok=True)
     result = {"metrics": {name: float(value) for name, value in metrics.items()},
+              "served_metrics": {name: float(value) for name, value in served_metrics.items()},
+              "served_warm_start": served.warm_start_report.as_json(),
               "losses": losses, "replicas": strategy.num_replicas_in_sync,
               "chief": distribute.is_chief()}
     (out / "result.json").write_text(json.dumps(result))

@@ -32,7 +32,15 @@ def idle_metrics(model: tf.keras.Model) -> Set[str]:
     metric was not computed (the two-tower's top-k metrics, computed on evaluation only).
     """
     return {metric.name for metric in model.metrics
-            if getattr(metric, "count", None) is not None and float(metric.count) == 0.0}
+            if getattr(metric, "count", None) is not None and _local(metric.count) == 0.0}
+
+
+def _local(variable) -> float:
+    """A variable's value on this process's first replica. Under a multi-worker strategy a
+    metric's count is a SyncOnReadVariable, which float() cannot read (reading its aggregate
+    would be a collective); every replica runs the same steps, so any one's count says
+    whether a batch updated the metric."""
+    return float(getattr(variable, "values", (variable,))[0])
 
 
 class EpochLog(tf.keras.callbacks.Callback):
