@@ -118,16 +118,15 @@ def exported(model, export_dir: str, max_k: int) -> Iterator[str]:
     """Exports to export_dir on the chief (or the only process) and yields it; any other
     worker of a multi-worker run exports to a temporary folder, yields that (the same model:
     the workers train in step) and deletes it on exit."""
-    if distribute.is_chief():
-        export_serving_model(model, export_dir, max_k=max_k)
-        yield export_dir
-        return
-    scratch = tempfile.mkdtemp(prefix="towergraph-worker-export-")
+    scratch = None if distribute.is_chief() else tempfile.mkdtemp(
+        prefix="towergraph-worker-export-")
+    target = export_dir if scratch is None else os.path.join(scratch, "model")
     try:
-        export_serving_model(model, os.path.join(scratch, "model"), max_k=max_k)
-        yield os.path.join(scratch, "model")
+        export_serving_model(model, target, max_k=max_k)
+        yield target
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def export_model(model, export_dir: str, max_k: int) -> None:
