@@ -1,12 +1,13 @@
 """trainer/dataset.py: reading gzipped TFRecords of tf.Examples into batches, dropping items
-outside the catalogue, and handing batches over as numpy."""
+outside the catalogue, holding them in memory and reshuffling them every epoch, and handing
+batches over as numpy."""
 
 import numpy as np
 import pytest
 import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
 import tensorflow as tf
 
-from trainer.dataset import as_numpy, keep_items, read_batches
+from trainer.dataset import as_numpy, in_memory, keep_items, read_batches, shuffled_batches
 from trainer.features import ITEM_ID, USER_ID
 
 SPEC = {USER_ID: tf.io.FixedLenFeature([], tf.string),
@@ -95,3 +96,44 @@ def test_keep_items_drops_interactions_outside_the_catalogue(shards):
 def test_keep_items_with_no_known_item_leaves_empty_batches(shards):
     kept = list(as_numpy(keep_items(read_batches(str(shards / "part-*"), SPEC, 4), ["zzz"])))
     assert [len(batch[ITEM_ID]) for batch in kept] == [0, 0, 0]
+
+
+def test_in_memory_holds_every_record_with_its_columns_aligned(shards):
+    columns = in_memory(read_batches(str(shards / "part-*"), SPEC, 4))
+    users = [user.decode() for user in columns[USER_ID].numpy()]
+    items = [item.decode() for item in columns[ITEM_ID].numpy()]
+    assert _by_number(users) == [f"u{i}" for i in range(10)]
+    assert all(item == f"i{int(user[1:]) % 4}" for user, item in zip(users, items))
+
+
+def _epochs(batches, epochs):
+    """Each pass over `batches` (a new iterator each, as Keras makes per epoch) as its
+    batches' user lists."""
+    return [[[user.decode() for user in batch[USER_ID]] for batch in as_numpy(batches)]
+            for _ in range(epochs)]
+
+
+def test_shuffled_batches_take_every_row_once_per_epoch_in_a_new_order(shards):
+    columns = in_memory(read_batches(str(shards / "part-*"), SPEC, 4))
+    epochs = _epochs(shuffled_batches(columns, 4, seed=7), 6)
+    for epoch in epochs:
+        assert [len(batch) for batch in epoch] == [4, 4, 2]
+        assert _by_number(sum(epoch, [])) == [f"u{i}" for i in range(10)]
+    orders = {tuple(sum(epoch, [])) for epoch in epochs}
+    assert len(orders) > 1  # reshuffled every epoch, not one order for all
+    # Rows keep their columns together.
+    batch = next(as_numpy(shuffled_batches(columns, 10, seed=7)))
+    assert all(int(user[1:]) % 4 == int(item[1:])
+               for user, item in zip(batch[USER_ID].astype(str), batch[ITEM_ID].astype(str)))
+
+
+def test_shuffled_batches_repeat_the_same_sequence_for_a_seed(shards):
+    columns = in_memory(read_batches(str(shards / "part-*"), SPEC, 4))
+    assert _epochs(shuffled_batches(columns, 4, seed=7), 3) == \
+        _epochs(shuffled_batches(columns, 4, seed=7), 3)
+    assert _epochs(shuffled_batches(columns, 4, seed=7), 3) != \
+        _epochs(shuffled_batches(columns, 4, seed=8), 3)
+    # Repeated (as the multi-worker input repeats it), each repetition is a new order too.
+    repeated = [user.decode() for batch in as_numpy(shuffled_batches(columns, 10, seed=7)
+                                                     .repeat(4)) for user in batch[USER_ID]]
+    assert len({tuple(repeated[start:start + 10]) for start in range(0, 40, 10)}) > 1

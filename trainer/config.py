@@ -57,6 +57,11 @@ class ModelConfig:
     epochs: int = setting(10, "passes over the training split")
     batch_size: int = setting(1024, "interactions per batch (also the in-batch negatives)")
     seed: int = setting(42, "seed for initialisation and shuffling")
+    in_memory_interactions: int = setting(20_000_000, "training sets of up to this many "
+                                          "interactions are read once into memory (about 50 "
+                                          "bytes each) and fully reshuffled every epoch; larger "
+                                          "ones are read from the files every epoch through a "
+                                          "100,000-interaction shuffle buffer; 0: always the files")
     refit_on_all: bool = setting(True, "after the candidate the gate judges is trained on the "
                                  "train split, train the pushed model on train + eval (false: "
                                  "push the candidate itself)")
@@ -72,7 +77,8 @@ class ModelConfig:
                 + ([("uniform_negatives", f"must be 0 or positive, not {self.uniform_negatives}")]
                    if self.uniform_negatives < 0 else [])
                 + [(name, f"must be 0 or positive, not {getattr(self, name)}")
-                   for name in ("max_cold_items", "refit_epochs") if getattr(self, name) < 0]
+                   for name in ("max_cold_items", "refit_epochs", "in_memory_interactions")
+                   if getattr(self, name) < 0]
                 + ([("id_dropout", f"must be at least 0 and below 1, not {self.id_dropout}")]
                    if not 0 <= self.id_dropout < 1 else [])
                 + [(name, f"every layer size must be positive, not {getattr(self, name)}")

@@ -22,7 +22,8 @@ import tensorflow_transform as tft
 from trainer import distribute
 from trainer.catalog import Catalog, Histories, build_catalog, build_histories
 from trainer.config import ModelConfig
-from trainer.dataset import as_numpy, keep_items, read_batches, read_item_catalog
+from trainer.dataset import (as_numpy, in_memory, keep_items, read_batches, read_item_catalog,
+                             shuffled_batches)
 from trainer.features import (AUTHORS, GENRES, ITEM_ID, LIST_FEATURES, TITLE, USER_ID,
                               VOCABULARIES)
 from trainer.model import MEAN_LOSS, TwoTowerModel, Vocabularies, compile_model
@@ -86,7 +87,9 @@ def training_data(transform_output: tft.TFTransformOutput, files: Files, catalog
                   interactions: Optional[int] = None) -> tf.data.Dataset:
     """Batches of (user id, item id) interactions with warm catalogue items, shuffled with the
     config's seed. Only the two ids are parsed: an item's content is a per-item fact the
-    model gathers by catalogue row (CandidateTower.from_rows).
+    model gathers by catalogue row (CandidateTower.from_rows). Shuffled training sets of up
+    to config.in_memory_interactions are read once into memory and reshuffled whole every
+    epoch (trainer.dataset.shuffled_batches); others are read from the files every epoch.
 
     interactions: how many of the files' interactions name warm catalogue items (the
     catalogue's own warm count when it was built from the same files); counted with one scan
@@ -99,13 +102,20 @@ def training_data(transform_output: tft.TFTransformOutput, files: Files, catalog
     if interactions is None:
         interactions = sum(len(batch[ITEM_ID]) for batch in as_numpy(keep_items(
             read_batches(files, {ITEM_ID: spec[ITEM_ID]}, SCAN_BATCH), catalog.warm_ids)))
-    kept = keep_items(read_batches(files, spec, config.batch_size, shuffle=shuffle,
-                                   seed=config.seed), catalog.warm_ids)
-    # Dropping items outside the catalogue shortens batches; rebatching keeps them all at
-    # batch_size (but the last), so the XLA-compiled loss compiles once, not per batch length.
     batches = -(-interactions // config.batch_size)
-    return (kept.rebatch(config.batch_size)
-            .apply(tf.data.experimental.assert_cardinality(batches))
+    if shuffle and interactions <= config.in_memory_interactions:
+        # Read and parsed once: an epoch from the files spent about as much CPU in tf.data
+        # (gunzip, parse, shuffle buffer) as the training step's own work beside it.
+        data = shuffled_batches(in_memory(keep_items(read_batches(files, spec, SCAN_BATCH),
+                                                     catalog.warm_ids)),
+                                config.batch_size, config.seed)
+    else:
+        # Dropping items outside the catalogue shortens batches; rebatching keeps them all at
+        # batch_size (but the last), so the XLA-compiled loss compiles once, not per length.
+        data = keep_items(read_batches(files, spec, config.batch_size, shuffle=shuffle,
+                                       seed=config.seed), catalog.warm_ids
+                          ).rebatch(config.batch_size)
+    return (data.apply(tf.data.experimental.assert_cardinality(batches))
             .prefetch(tf.data.AUTOTUNE))
 
 
