@@ -95,10 +95,12 @@ bench: install
 	$(BIN)/python bench/serving_latency.py --model-dir $(WORK)/bench/run/serving \
 		--json bench/results/serving.json
 
-# Scale: synthetic catalogues of 1M, 3M and 6M ratings (about 20 minutes).
+# Scale: synthetic catalogues of 1M, 3M and 6M ratings (about 20 minutes), then the loss's
+# ceiling in examples/s on this machine.
 bench-scale: install
 	$(BIN)/pip install --quiet --no-deps -r requirements/bench.txt
 	$(BIN)/python bench/scale.py --sizes 1m,3m,6m --before e29a468 --json bench/results/scale.json
+	$(BIN)/python bench/loss_ceiling.py
 
 clean:
 	rm -rf $(WORK) .pytest_cache

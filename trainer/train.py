@@ -103,9 +103,9 @@ def training_data(transform_output: tft.TFTransformOutput, files: Files, catalog
         interactions = sum(len(batch[ITEM_ID]) for batch in as_numpy(keep_items(
             read_batches(files, {ITEM_ID: spec[ITEM_ID]}, SCAN_BATCH), catalog.warm_ids)))
     batches = -(-interactions // config.batch_size)
-    if shuffle and interactions <= config.in_memory_interactions:
-        # Read and parsed once: an epoch from the files spent about as much CPU in tf.data
-        # (gunzip, parse, shuffle buffer) as the training step's own work beside it.
+    if shuffle and 0 < interactions <= config.in_memory_interactions:
+        # Read and parsed once: an epoch from the files spent about a quarter of its CPU in
+        # tf.data (gunzip, parse, shuffle buffer), on the cores the training step needs.
         data = shuffled_batches(in_memory(keep_items(read_batches(files, spec, SCAN_BATCH),
                                                      catalog.warm_ids)),
                                 config.batch_size, config.seed)
