@@ -7,6 +7,7 @@ only when its name and our marker file prove it ours.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -157,16 +158,33 @@ def _big_input(root, ratings=400_000):
     return root
 
 
-def _default_sigint() -> None:
-    # A job started in the background (`make test &`, nohup) inherits SIGINT ignored, and a
-    # Python child then never turns Ctrl-C into KeyboardInterrupt: give the child the
-    # terminal's default, as a user's foreground `towergraph data ...` has.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+@contextlib.contextmanager
+def _sigint_not_ignored():
+    """The child gets SIGINT's default disposition, as a user's foreground `towergraph data
+    ...` has: a job started in the background (`make test &`, nohup) inherits SIGINT ignored,
+    and a Python child then never turns Ctrl-C into KeyboardInterrupt. An ignored signal stays
+    ignored across exec and a handled one is reset to the default, so the test process
+    handles SIGINT while it starts the child.
+
+    Not a preexec_fn resetting it in the child: that makes Python fork() instead of vfork(),
+    which runs gRPC's fork handlers in the child, and with grpcio 1.80 to 1.85 (here 1.85.1,
+    loaded by the earlier tests of the same process) the child then aborted before exec
+    ("Epoll1Poller encountered epoll_wait error: Bad file descriptor", grpc/grpc#43055).
+    """
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _start(tmp_path, *argv):
-    return subprocess.Popen(TOWERGRAPH + ["data", *argv], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+    with _sigint_not_ignored():
+        return subprocess.Popen(TOWERGRAPH + ["data", *argv], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
 
 
 def _signal_inside_temporary(process, parent, name, sent, timeout=60):
