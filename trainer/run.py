@@ -27,10 +27,9 @@ candidate's, which the served model continues, or with refit_epochs 0 the served
 
 Several workers (Vertex's `replica_count > 1`, TF_CONFIG naming several tasks): every worker
 runs run_fn with the same arguments, they train each model together under
-MultiWorkerMirroredStrategy (trainer/distribute.py) and all evaluate (the metrics' collectives
-need every worker); only the chief writes the exports, the others save to a temporary folder
-they delete, as TensorFlow's multi-worker guide does (saving may read variables that need
-every worker).
+MultiWorkerMirroredStrategy (trainer/distribute.py); only the chief writes the exports, the
+others save to a temporary folder they delete, as TensorFlow's multi-worker guide does (saving
+may read variables that need every worker).
 """
 
 import contextlib
@@ -50,7 +49,7 @@ from trainer import distribute
 from trainer.config import ModelConfig, from_mapping
 from trainer.export import export_serving_model
 from trainer.progress import EpochLog
-from trainer.train import evaluate, train
+from trainer.train import train
 from trainer.warm_start import Report
 
 # Sub-folder of the Trainer's Model artifact holding the model the gate judges.
@@ -182,8 +181,8 @@ def run_fn(fn_args) -> None:
                       callbacks=tensorboard + [EpochLog("candidate (train split)")], verbose=0,
                       warm_start_from=candidate_base, item_files=item_files)
     logging.info("candidate's warm start: %s", candidate.warm_start_report.summary())
-    metrics = evaluate(candidate, transform_output, fn_args.eval_files)
-    logging.info("candidate's held-out metrics: %s", metrics)
+    # The candidate is judged on the eval split by the gate alone (pipeline/gate.py: every
+    # user's training items excluded, against production and popularity), not here as well.
     with exported(candidate, candidate_dir(model_uri(fn_args.serving_model_dir)),
                   max_k) as candidate_export:
         served, warm_start = serving_model(
