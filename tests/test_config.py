@@ -318,6 +318,12 @@ def test_beam_mode_is_checked(tmp_path):
     assert "auto, in_memory, multi_processing" in " ".join(problems(caught.value))
 
 
+def test_loss_precision_is_checked(tmp_path):
+    path, problem = only("model:\n  loss_precision: float16\n", tmp_path)
+    assert problem == ("model.loss_precision: must be one of auto, float32, bfloat16, not "
+                       f"'float16' (from {path}) at line 2")
+
+
 def test_item_catalog_gen_runs_in_memory_when_only_the_interactions_are_large(tmp_path):
     # items.csv is small beside the interactions: ItemCatalogGen need not pay Beam's
     # multi-processing start-up (12.8 s against 2.6 s on ML-100K) when the others need it.

@@ -103,7 +103,8 @@ def test_first_run_prints_a_few_lines_and_logs_everything_else(first_run):
     assert any(line.startswith("gate: ") for line in lines)
     # beam_mode auto picked the in-memory runner for this small input, and says so.
     assert re.search(r"^ran on: Beam DirectRunner in_memory \(auto, by input size\); "
-                     r"training on (CPU \(\d+ cores\)|GPU \(.+\))$", result.stdout, re.M)
+                     r"training on (CPU \(\d+ cores\)|GPU \(.+\)), "
+                     r"loss products in (bfloat16|float32) \(auto\)$", result.stdout, re.M)
     text = log.read_text()
     assert TFX_LOG_LINE in text and TFX_LOG_LINE not in result.stdout + result.stderr
     # Third-party output written natively (TensorFlow's C++ logs) or through Python's

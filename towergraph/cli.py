@@ -124,16 +124,23 @@ def _run_pipeline(config: PipelineConfig, args: argparse.Namespace, progress):
 
 def ran_on(config: PipelineConfig) -> str:
     """Where the run's work ran: the Beam mode (auto's choice said as such) and the device
-    the Trainer trained on (a GPU when TensorFlow sees one: it is used with no flag)."""
+    the Trainer trained on (a GPU when TensorFlow sees one: it is used with no flag) and the
+    precision of its loss's matrix products (model.loss_precision, auto resolved)."""
     import towergraph.tf_env  # noqa: F401  (Keras 2 for TFRS; before TensorFlow)
     import tensorflow as tf
+
+    from trainer.hardware import loss_precision
     gpus = tf.config.list_physical_devices("GPU")
     names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
              for gpu in gpus]
     device = f"GPU ({', '.join(names)})" if gpus else f"CPU ({os.cpu_count()} cores)"
     mode = config.resolved_beam_mode()
     beam = f"{mode} (auto, by input size)" if config.beam_mode == "auto" else mode
-    return f"ran on: Beam DirectRunner {beam}; training on {device}"
+    precision = loss_precision(config.model.loss_precision)
+    if config.model.loss_precision == "auto":
+        precision += " (auto)"
+    return (f"ran on: Beam DirectRunner {beam}; training on {device}, loss products in "
+            f"{precision}")
 
 
 def _run_quiet(config: PipelineConfig, args: argparse.Namespace) -> int:

@@ -10,6 +10,9 @@ from typing import Any, Dict, Tuple
 from towergraph.constants import DEFAULT_MAX_K  # noqa: F401  (re-exported for the config)
 from trainer.settings import ConfigError, Layer, invalid, load, setting, settings  # noqa: F401
 
+# model.loss_precision's values (trainer/hardware.py resolves auto).
+LOSS_PRECISIONS = ("auto", "float32", "bfloat16")
+
 
 def from_mapping(cls, values: Dict[str, Any], where: str, **nested: Any):
     """A settings dataclass from one mapping (e.g. the Trainer's custom_config["model"]);
@@ -53,6 +56,12 @@ class ModelConfig:
     cold_neighbours: bool = setting(True, "cold items may appear among similar_items and "
                                     "recommend results (false: only warm items are returned; "
                                     "a cold item's own neighbours still work)")
+    loss_precision: str = setting("auto", "number format of the in-batch loss's three matrix "
+                                  "products: bfloat16 (inputs rounded to bfloat16, sums in "
+                                  "float32, as on TPUs), float32, or auto: bfloat16 where the "
+                                  "hardware multiplies it natively (a CPU with AVX-512 BF16 or "
+                                  "AMX, a GPU of compute capability 8 or later), float32 "
+                                  "elsewhere")
     learning_rate: float = setting(0.1, "Adagrad learning rate")
     epochs: int = setting(10, "passes over the training split")
     batch_size: int = setting(1024, "interactions per batch (also the in-batch negatives)")
@@ -79,6 +88,9 @@ class ModelConfig:
                 + [(name, f"must be 0 or positive, not {getattr(self, name)}")
                    for name in ("max_cold_items", "refit_epochs", "in_memory_interactions")
                    if getattr(self, name) < 0]
+                + ([("loss_precision", f"must be one of {', '.join(LOSS_PRECISIONS)}, "
+                                       f"not {self.loss_precision!r}")]
+                   if self.loss_precision not in LOSS_PRECISIONS else [])
                 + ([("id_dropout", f"must be at least 0 and below 1, not {self.id_dropout}")]
                    if not 0 <= self.id_dropout < 1 else [])
                 + [(name, f"every layer size must be positive, not {getattr(self, name)}")
