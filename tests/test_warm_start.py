@@ -31,9 +31,7 @@ def _model(items, users, config=CONFIG, tokens=("the", "story"), warm_from=None)
     vocabularies = Vocabularies(users=list(users), title_tokens=list(tokens),
                                 genres=["Comedy", "Drama"])
     model = compile_model(vocabularies, _catalog(items), config)
-    report = warm_start.apply(model, warm_from)
-    warm_start.build(model)
-    return model, report
+    return model, warm_start.apply(model, warm_from)
 
 
 def _table(model, name):

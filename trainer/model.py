@@ -380,6 +380,19 @@ class TwoTowerModel(tfrs.Model):
             remove_accidental_hits=True,
         )
 
+    def build_weights(self) -> None:
+        """Creates every weight (Keras creates them on first call) in a fixed order, so the
+        same seed gives the same initial weights, and before the first training step is
+        traced (compile_model)."""
+        self.candidate_tower.from_rows(tf.zeros([1], tf.int64))
+        self.query_tower(tf.constant([""]))
+        if self.candidate_tower.bias is not None:
+            self.candidate_tower.bias_of_rows(tf.zeros([1], tf.int64))
+
+    # Traced as plain Python, not through AutoGraph: the step has no tensor-dependent Python
+    # control flow, and converting it (Keras, TFRS and the towers: some 600 functions) took
+    # about 3 s of every fit()'s first step.
+    @tf.autograph.experimental.do_not_convert
     def train_step(self, inputs):
         """tfrs.Model's step; under several replicas no sparse gradient is empty (see
         _never_empty), as TensorFlow's CPU ring all-gather crashes on an empty tensor."""
@@ -563,4 +576,8 @@ def compile_model(vocabularies: Vocabularies, catalog: Catalog, config: ModelCon
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=config.learning_rate),
                   steps_per_execution=STEPS_PER_EXECUTION if replicas == 1 else 1)
+    # Every weight and optimizer slot exists before fit(): created while Keras traces the
+    # first step instead, they make it trace the whole training function twice.
+    model.build_weights()
+    model.optimizer.build(model.trainable_variables)
     return model

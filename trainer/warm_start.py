@@ -88,21 +88,12 @@ def _table_name(model: TwoTowerModel, name: str) -> str:
     return f"{tower}/{layer.name}"
 
 
-def build(model: TwoTowerModel) -> None:
-    """Creates every weight of a freshly compiled model (Keras creates them on first call),
-    in a fixed order: the same seed gives the same initial weights."""
-    model.candidate_tower.from_rows(tf.zeros([1], tf.int64))
-    model.query_tower(tf.constant([""]))
-    if model.candidate_tower.bias is not None:
-        model.candidate_tower.bias_of_rows(tf.zeros([1], tf.int64))
-
-
 def exported_state(model: TwoTowerModel) -> tf.Module:
     """What an export carries for the next run's warm start (ServingModule.warm_start): each
     vocabulary as a string variable, the embedding variable it indexes, and the towers' dense
     layers' kernel and bias. The tables and layers are the model's own variables (saved once,
     whatever else refers to them)."""
-    build(model)
+    model.build_weights()
     state = tf.Module(name=STATE)
     lookups = _lookups(model)
     setattr(state, _VOCABULARIES, {
@@ -342,7 +333,7 @@ def apply(model: TwoTowerModel, base_model: Optional[str]) -> Report:
             logging.warning("warm start: another worker could not read %s; training from "
                             "scratch", base_model)
         return Report()
-    build(model)
+    model.build_weights()
     assignments, report = _plan(model, base)
     for variable, value in assignments:
         variable.assign(value)
