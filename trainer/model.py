@@ -298,7 +298,7 @@ def sampled_softmax_loss(queries, candidates, candidate_rows, sampling_probabili
         process; the replica's offset in the gathered global batch under several).
       precision: "float32", or "bfloat16": the logits' and gradients' matrix products take
         their inputs rounded to bfloat16 (sums in float32; the softmax and everything else
-        stays float32), about 1.7x faster on hardware with native bfloat16 products
+        stays float32), 1.5 to 1.9x faster on hardware with native bfloat16 products
         (trainer/hardware.py), the gradients within about 0.3% of float32's.
     Returns:
       The summed softmax cross-entropy over the B queries (Retrieval's SUM reduction).
