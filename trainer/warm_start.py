@@ -92,8 +92,7 @@ def exported_state(model: TwoTowerModel) -> tf.Module:
     """What an export carries for the next run's warm start (ServingModule.warm_start): each
     vocabulary as a string variable, the embedding variable it indexes, and the towers' dense
     layers' kernel and bias. The tables and layers are the model's own variables (saved once,
-    whatever else refers to them)."""
-    model.build_weights()
+    whatever else refers to them; every one exists from compile_model on)."""
     state = tf.Module(name=STATE)
     lookups = _lookups(model)
     setattr(state, _VOCABULARIES, {
@@ -333,7 +332,7 @@ def apply(model: TwoTowerModel, base_model: Optional[str]) -> Report:
             logging.warning("warm start: another worker could not read %s; training from "
                             "scratch", base_model)
         return Report()
-    model.build_weights()
+    # Every weight exists already: compile_model builds them (TwoTowerModel.build_weights).
     assignments, report = _plan(model, base)
     for variable, value in assignments:
         variable.assign(value)
