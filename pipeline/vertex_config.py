@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, direct_runner_args
 from trainer.settings import (ConfigError, Layer, Origin, Problem, build, read, read_yaml,
                               setting)
 
@@ -133,10 +133,12 @@ class VertexConfig:
         if not self.dataflow.enabled:
             # auto: multi-processing (the data is in Cloud Storage and sized only at run time).
             mode = self.pipeline.beam_mode
-            return ["--runner=DirectRunner",
-                    f"--direct_running_mode={'multi_processing' if mode == 'auto' else mode}",
-                    # 0: one worker per core of the machine the step runs on.
-                    f"--direct_num_workers={self.pipeline.beam_workers}"]
+            # beam_workers 0: one worker per core of the machine the step runs on. The
+            # image names the workers' dependencies: they are all in it (without a flag
+            # naming them, TFX would pack its own sources for them in every step).
+            return direct_runner_args("multi_processing" if mode == "auto" else mode,
+                                      self.pipeline.beam_workers) + [
+                f"--sdk_container_image={self.image}"]
         flow = self.dataflow
         args = ["--runner=DataflowRunner", f"--project={self.project}",
                 f"--region={self.region}", f"--temp_location={flow.temp_location}",

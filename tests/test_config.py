@@ -304,7 +304,8 @@ def test_beam_mode_auto_runs_small_inputs_in_memory_and_large_ones_on_every_core
     assert small.resolved_beam_mode() == "in_memory"
     assert large.resolved_beam_mode() == "multi_processing"
     assert "--direct_running_mode=multi_processing" in local_beam_args(large)
-    assert local_beam_args(small) == ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    assert local_beam_args(small)[:3] == ["--runner=FnApiRunner", "--direct_running_mode=in_memory",
+                                          "--direct_num_workers=1"]
     # An explicit mode is kept whatever the size; no data yet: auto says in_memory and
     # CsvExampleGen reports the missing input.
     assert large.replace(beam_mode="in_memory").resolved_beam_mode() == "in_memory"

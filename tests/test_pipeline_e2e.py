@@ -50,11 +50,22 @@ def first_run(tmp_path_factory):
     generate_synthetic(data, users=600, items=150, genres=4, ratings_per_user=25, seed=7,
                        unrated_items=UNRATED)
     # Without warm start, so that the reruns below without it find the Trainer's inputs (no
-    # base_model channel) unchanged; a first run has no model to start from either way.
+    # base_model channel) unchanged; a first run has no model to start from either way. Its
+    # own temporary folder, to see what a run leaves there.
+    temp = root / "temp"
+    temp.mkdir()
     result = subprocess.run([str(BIN / "towergraph"), "run", "--data", str(data), "--output",
                              str(output), *SMALL_RUN, "--warm-start", "false"],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env={**os.environ, "TMPDIR": str(temp)})
     return data, output, result
+
+
+def test_a_run_leaves_nothing_in_the_temporary_folder(first_run):
+    # Beam's DirectRunner left a Prism attempt's folders there, and TFX a 52 MB copy of itself
+    # per Beam component (its sources packed for Beam's workers), on every run.
+    data, _, result = first_run
+    assert result.returncode == 0, result.stderr
+    assert not list((data.parent / "temp").iterdir())
 
 
 def _summary(output, **settings):

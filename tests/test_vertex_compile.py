@@ -192,8 +192,9 @@ def test_every_step_runs_the_pipeline_image_with_direct_runner_flags(direct):
         assert "resources" not in container, name
     for component in BEAM_COMPONENTS:
         args = executor(spec, component)["container"]["args"]
-        assert args[-3:] == ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
-                             "--direct_num_workers=0"], component
+        assert args[-4:] == ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
+                             "--direct_num_workers=0",
+                             f"--sdk_container_image={config.image}"], component
 
 
 def test_dataflow_flags_reach_the_beam_components(dataflow):
@@ -206,7 +207,7 @@ def test_dataflow_flags_reach_the_beam_components(dataflow):
                      "--machine_type=n1-standard-4", "--max_num_workers=4",
                      "--experiments=use_runner_v2", f"--sdk_container_image={config.image}"]:
             assert flag in args, (component, flag)
-        assert "--runner=DirectRunner" not in args
+        assert "--runner=FnApiRunner" not in args
 
 
 def test_gpu_trainer_and_step_resources(dataflow):

@@ -88,9 +88,12 @@ def test_valid_config_derives_paths_image_and_the_pipeline_settings(tmp_path):
     assert config.pipeline.interactions_dir == "gs://my-bucket/data/interactions"
     assert config.pipeline.root == config.pipeline_root
     assert config.pipeline.model.epochs == 2
-    assert config.beam_pipeline_args() == ["--runner=DirectRunner",
+    # Beam's own runner, named (not the DirectRunner's Prism attempt); the image holds the
+    # workers' dependencies (TFX packs none of its own).
+    assert config.beam_pipeline_args() == ["--runner=FnApiRunner",
                                            "--direct_running_mode=multi_processing",
-                                           "--direct_num_workers=0"]
+                                           "--direct_num_workers=0",
+                                           f"--sdk_container_image={config.image}"]
 
 
 def test_dataflow_beam_args(tmp_path):
