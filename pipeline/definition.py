@@ -79,7 +79,8 @@ def create_pipeline(config: PipelineConfig,
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn="trainer.preprocessing.preprocessing_fn",
-        custom_config={"top_items": config.top_items, "code_version": version})
+        custom_config={"top_items": config.top_items, "code_version": version},
+        disable_statistics=True, disable_analyzer_cache=True)
     # The model in production: the latest blessed model of earlier runs (none at first).
     production = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,

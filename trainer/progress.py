@@ -61,13 +61,15 @@ class EpochLog(tf.keras.callbacks.Callback):
         self._started = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: Optional[Dict] = None) -> None:
+        # Read first: the last steps may still be running (eager calls return before their
+        # results exist), and reading a result waits for them, so they count in the epoch.
+        logs = {name: float(value) for name, value in (logs or {}).items()}
+        idle = idle_metrics(self.model)
         seconds = time.monotonic() - self._started
-        logs = logs or {}
         parts = [f"epoch {epoch + 1}/{self.params.get('epochs', '?')}"]
         loss = logs.get(MEAN_LOSS, logs.get(_LOSS))
         if loss is not None:
-            parts.append(f"loss {float(loss):.4f}")
-        idle = idle_metrics(self.model)
-        parts += [f"{name} {float(value):.4f}" for name, value in sorted(logs.items())
+            parts.append(f"loss {loss:.4f}")
+        parts += [f"{name} {value:.4f}" for name, value in sorted(logs.items())
                   if name not in _LOSS_PARTS and name not in idle]
         self.logger.info("%s: %s, %.1f s", self.label, ", ".join(parts), seconds)
