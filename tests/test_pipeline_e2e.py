@@ -113,7 +113,7 @@ def test_first_run_prints_a_few_lines_and_logs_everything_else(first_run):
     assert not any("top_" in line or "0.0000e+00" in line for line in epochs)
     assert any(line.startswith("gate: ") for line in lines)
     # beam_mode auto picked the in-memory runner for this small input, and says so.
-    assert re.search(r"^ran on: Beam DirectRunner in_memory \(auto, by input size\); "
+    assert re.search(r"^ran on: Beam FnApiRunner in_memory \(auto, by input size\); "
                      r"training on (CPU \(\d+ cores\)|GPU \(.+\)), "
                      r"loss products in (bfloat16|float32) \(auto\)$", result.stdout, re.M)
     text = log.read_text()

@@ -24,7 +24,7 @@ import sys
 import traceback
 from typing import Any, Dict, List, Optional
 
-from pipeline.config import PipelineConfig, read_config
+from pipeline.config import DIRECT_RUNNER, PipelineConfig, read_config
 from pipeline.data.cli import add_data_commands
 from pipeline.vertex_cli import add_vertex_command
 from serving.graph_cli import add_graph_command
@@ -76,7 +76,7 @@ def _flag_of(setting: str) -> str:
 
 def _add_run_command(subparsers) -> None:
     run = subparsers.add_parser(
-        "run", help="run the TFX pipeline locally (Beam DirectRunner, MLMD sqlite cache)",
+        "run", help="run the TFX pipeline locally (Beam FnApiRunner, MLMD sqlite cache)",
         description="Runs CsvExampleGen .. Pusher on prepared data. A re-run with unchanged "
                     "data, code and settings reuses every cached component.")
     run.add_argument("--config", help="YAML config file; flags override it")
@@ -139,7 +139,7 @@ def ran_on(config: PipelineConfig) -> str:
     precision = loss_precision(config.model.loss_precision)
     if config.model.loss_precision == "auto":
         precision += " (auto)"
-    return (f"ran on: Beam DirectRunner {beam}; training on {device}, loss products in "
+    return (f"ran on: Beam {DIRECT_RUNNER} {beam}; training on {device}, loss products in "
             f"{precision}")
 
 
