@@ -75,6 +75,9 @@ def create_pipeline(config: PipelineConfig,
                                           infer_feature_shape=True)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    # Vocabularies over the train split. No statistics of its own (StatisticsGen computes the
+    # raw data's; nothing reads Transform's) nor analyzer cache (one span; TFX caches the
+    # component as a whole).
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],

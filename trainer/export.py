@@ -58,9 +58,10 @@ _K = tf.TensorSpec([None], tf.int32, name="k")
 
 def _signature(input_signature):
     """A serving signature's tf.function, traced as plain Python, not through AutoGraph: no
-    signature has Python control flow on tensors, and converting them and every Keras layer
-    they call took some 7 s of each export (about 350 functions; ML-100K, 8.5 s against
-    1.6 s per export)."""
+    signature has Python control flow on tensors, and AutoGraph converted them and every Keras
+    layer they call (about 350 functions) on a process's first export. With tf_keras' layer
+    traces also left out (export_serving_model), a first export took 1.5 to 1.7 s against 7.5
+    to 9.0 s (ML-100K, fresh process each)."""
     return tf.function(input_signature=input_signature, autograph=False)
 
 
@@ -305,7 +306,8 @@ def export_serving_model(model: TwoTowerModel, export_dir: str,
     assert tuple(signatures) == constants.SIGNATURES
     # Without Keras' own traces of the towers' layers (what `model.save(save_traces=False)`
     # leaves out): the signatures above are the whole contract and nothing loads the towers
-    # as Keras layers, and tracing them (through AutoGraph) took most of each export.
+    # as Keras layers, and tracing them (through AutoGraph) took most of each export. The
+    # option is tf_keras' own (private module; tf_keras is pinned in requirements/lock.txt).
     with keras_saved_model_utils.keras_option_scope(save_traces=False):
         tf.saved_model.save(module, export_dir, signatures=signatures)
     return module
