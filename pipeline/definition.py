@@ -77,13 +77,16 @@ def create_pipeline(config: PipelineConfig,
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     # Vocabularies over the train split. No statistics of its own (StatisticsGen computes the
     # raw data's; nothing reads Transform's) nor analyzer cache (one span; TFX caches the
-    # component as a whole).
+    # component as a whole). TensorFlow Transform's tf.compat.v1 graph path: the same
+    # vocabularies and transformed examples as its TF2 path (nothing here needs a TF2 graph:
+    # the Trainer reads the vocabularies and the feature spec), in less time: 9.9 / 9.5 s
+    # against 12.0 / 11.8 s on ML-100K, 54.3 s against 59.5 s on 1M ratings (bench/scale.py).
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn="trainer.preprocessing.preprocessing_fn",
         custom_config={"top_items": config.top_items, "code_version": version},
-        disable_statistics=True, disable_analyzer_cache=True)
+        disable_statistics=True, disable_analyzer_cache=True, force_tf_compat_v1=True)
     # The model in production: the latest blessed model of earlier runs (none at first).
     production = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
