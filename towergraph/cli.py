@@ -76,7 +76,7 @@ def _flag_of(setting: str) -> str:
 
 def _add_run_command(subparsers) -> None:
     run = subparsers.add_parser(
-        "run", help="run the TFX pipeline locally (Beam FnApiRunner, MLMD sqlite cache)",
+        "run", help=f"run the TFX pipeline locally (Beam {DIRECT_RUNNER}, MLMD sqlite cache)",
         description="Runs CsvExampleGen .. Pusher on prepared data. A re-run with unchanged "
                     "data, code and settings reuses every cached component.")
     run.add_argument("--config", help="YAML config file; flags override it")

@@ -52,7 +52,6 @@ from trainer.warm_start import exported_state
 PREFIX_MATCH, PHRASE_MATCH, ALL_WORDS_MATCH = 3.0, 2.0, 1.0
 POPULARITY_BONUS = 0.5
 
-_STRINGS = tf.TensorSpec([None], tf.string)
 _K = tf.TensorSpec([None], tf.int32, name="k")
 
 
@@ -269,8 +268,8 @@ class ServingModule(tf.Module):
                 "catalog_size": tf.fill(tf.shape(rows), size)}
 
     @_signature(input_signature=[tf.TensorSpec([None], tf.string, name="titles"),
-                                  tf.TensorSpec([None], tf.string, name="genres"),
-                                  tf.TensorSpec([None], tf.string, name="authors")])
+                                 tf.TensorSpec([None], tf.string, name="genres"),
+                                 tf.TensorSpec([None], tf.string, name="authors")])
     def embed_content(self, titles, genres, authors):
         """Places an item by its content alone (a brand-new item, without retraining): the
         vector the catalogue holds for a cold item of the same title and genres/authors
